@@ -1,0 +1,276 @@
+"""Per-stem mixer that runs inside the JACK process callback.
+
+Every gain change is a linear ramp (default 20 ms) so no command can click; fades are the same ramp
+stretched over beats. All buffers are allocated in `__init__`; `process` only writes into them with
+numpy `out=` arguments. With nothing applied every gain is exactly 1.0 and the stems are added in
+order without multiplication, so the mix is bit-exact to `stems[0] + stems[1] + ...`.
+
+Precedence, decided once for every control source:
+- a stem is audible when it is not muted and (no stem is soloed, or it is soloed);
+- `solo X` also unmutes X (a performer who asks to hear X expects to hear it);
+- `mute`, `unmute`, `solo`, `fade` on `all` apply to every stem; `gain` on `all` is the master gain;
+- a gain at or below -60 dB is silence.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from stemd.control.commands import ALL, Action, Command
+from stemd.daemon.command_queue import CommandQueue
+
+MIN_DB = -60.0
+
+
+def db_to_gain(db: float) -> float:
+    return 0.0 if db <= MIN_DB else float(10.0 ** (db / 20.0))
+
+
+class _Ramps:
+    """One linear ramp per stem; `render` writes the block's gain curve without allocating."""
+
+    def __init__(self, n_stems: int, max_block: int) -> None:
+        self.cur = np.ones(n_stems)
+        self.target = np.ones(n_stems)
+        self.step = np.zeros(n_stems)
+        self.curve = np.empty(max_block, dtype=np.float32)
+        self._index = np.arange(1, max_block + 1, dtype=np.float32)
+
+    def ramp_to(self, s: int, target: float, samples: int) -> None:
+        self.target[s] = target
+        self.step[s] = (target - self.cur[s]) / samples if samples > 0 else 0.0
+        if samples <= 0:
+            self.cur[s] = target
+
+    def jump(self, s: int, value: float) -> None:
+        self.cur[s] = self.target[s] = value
+        self.step[s] = 0.0
+
+    def ramping(self, s: int) -> bool:
+        return self.cur[s] != self.target[s]
+
+    def render(self, s: int, n: int) -> bool:
+        """Fill `curve[:n]` and advance; False (curve untouched) when the gain is constant."""
+        if self.cur[s] == self.target[s]:
+            return False
+        curve = self.curve[:n]
+        np.multiply(self._index[:n], self.step[s], out=curve)
+        curve += self.cur[s]
+        target = self.target[s]
+        if self.step[s] > 0:
+            np.minimum(curve, target, out=curve)
+            reached = curve[n - 1] >= np.float32(target)
+        else:
+            np.maximum(curve, target, out=curve)
+            reached = curve[n - 1] <= np.float32(target)
+        self.cur[s] = target if reached else curve[n - 1]
+        return True
+
+
+class Mixer:
+    """Mixes S stereo stems into one stereo output under Commands from a lock-free queue."""
+
+    OWNED_ACTIONS = frozenset(
+        {Action.MUTE, Action.UNMUTE, Action.SOLO, Action.UNSOLO, Action.GAIN, Action.FADE, Action.RESET,
+         Action.TEMPO}
+    )
+
+    def __init__(
+        self,
+        stems: Sequence[str],
+        sample_rate: int,
+        max_block: int = 4096,
+        ramp_ms: float = 20.0,
+        bpm: float = 120.0,
+        fade_beats: float = 4.0,
+        max_gain_db: float = 12.0,
+        commands_per_block: int = 64,
+    ) -> None:
+        self.stems = tuple(stems)
+        self.index = {name: i for i, name in enumerate(self.stems)}
+        self.sample_rate = sample_rate
+        self.max_block = max_block
+        self.ramp_samples = max(1, round(ramp_ms * sample_rate / 1000.0))
+        self.bpm = bpm
+        self.fade_beats = fade_beats
+        self.max_gain_db = max_gain_db
+        self.commands = CommandQueue()
+        self._commands_per_block = commands_per_block
+
+        n = len(self.stems)
+        self.gain_db = np.zeros(n)
+        self.master_db = 0.0
+        self.muted = np.zeros(n, dtype=bool)
+        self.soloed = np.zeros(n, dtype=bool)
+        self.peak = np.zeros(n, dtype=np.float32)
+        self.version = 0
+        self.applied = 0
+
+        self._gain = _Ramps(n, max_block)
+        self._scaled = np.empty((2, max_block), dtype=np.float32)
+        self._abs = np.empty((2, max_block), dtype=np.float32)
+
+    # ---- real-time side -------------------------------------------------------------------------
+
+    def process(self, stems: np.ndarray, out: np.ndarray, stem_out: np.ndarray | None = None) -> None:
+        """Mix `stems[S, 2, n]` into `out[2, n]` (float32); optionally write each heard stem to
+        `stem_out[S, 2, n]`. Drains pending commands first, so a command applies at a block edge."""
+        self._drain()
+        n = out.shape[1]
+        out.fill(0.0)
+        for s in range(len(self.stems)):
+            heard = self._scale(s, stems[s], n)
+            if stem_out is not None:
+                if heard is None:
+                    stem_out[s].fill(0.0)
+                else:
+                    stem_out[s][...] = heard
+            if heard is None:
+                continue
+            out += heard
+            absolute = self._abs[:, :n]
+            np.abs(heard, out=absolute)
+            level = absolute.max()
+            if level > self.peak[s]:
+                self.peak[s] = level
+
+    def _scale(self, s: int, src: np.ndarray, n: int) -> np.ndarray | None:
+        """The stem as heard this block: `src` itself at unity, None when silent, else scaled."""
+        scaled = self._scaled[:, :n]
+        if self._gain.render(s, n):
+            np.multiply(src, self._gain.curve[:n], out=scaled)
+            return scaled
+        gain = self._gain.cur[s]
+        if gain == 1.0:
+            return src
+        if gain == 0.0:
+            return None
+        np.multiply(src, gain, out=scaled)
+        return scaled
+
+    def _drain(self) -> None:
+        for _ in range(self._commands_per_block):
+            command = self.commands.pop()
+            if command is None:
+                return
+            self.apply(command)
+
+    # ---- command semantics (called on the RT thread through the queue, or directly in tests) ------
+
+    def apply(self, command: Command) -> bool:
+        """Apply one Command; False if the mixer does not own its action (routed elsewhere)."""
+        handler = _HANDLERS.get(command.action)
+        if handler is None:
+            return False
+        handler(self, command)
+        self.version += 1
+        self.applied += 1
+        return True
+
+    def _targets(self, stem: str | None) -> range | tuple[int, ...]:
+        if stem is None or stem == ALL:
+            return range(len(self.stems))
+        return (self.index[stem],)
+
+    def _retarget(self, samples: int | None = None, only: range | tuple[int, ...] | None = None) -> None:
+        """Ramp every stem whose target level changed; a stem whose target did not change keeps its
+        ramp, so a running fade is not cut short by a command about another stem."""
+        any_solo = bool(self.soloed.any())
+        for s in range(len(self.stems)) if only is None else only:
+            audible = not self.muted[s] and (self.soloed[s] or not any_solo)
+            target = db_to_gain(self.gain_db[s] + self.master_db) if audible else 0.0
+            if self._gain.target[s] != target:
+                self._gain.ramp_to(s, target, samples or self.ramp_samples)
+
+    def _mute(self, command: Command) -> None:
+        for s in self._targets(command.stem):
+            self.muted[s] = True
+        self._retarget()
+
+    def _unmute(self, command: Command) -> None:
+        for s in self._targets(command.stem):
+            self.muted[s] = False
+        self._retarget()
+
+    def _solo(self, command: Command) -> None:
+        if command.stem == ALL:
+            self.soloed[:] = False
+        for s in self._targets(command.stem):
+            self.muted[s] = False
+            if command.stem != ALL:
+                self.soloed[s] = True
+        self._retarget()
+
+    def _unsolo(self, command: Command) -> None:
+        for s in self._targets(command.stem):
+            self.soloed[s] = False
+        self._retarget()
+
+    def _gain_cmd(self, command: Command) -> None:
+        lo, hi = MIN_DB, self.max_gain_db
+        if command.stem == ALL:
+            db = command.db if command.absolute else self.master_db + command.db
+            self.master_db = min(max(db, lo), hi)
+        else:
+            s = self.index[command.stem]
+            db = command.db if command.absolute else self.gain_db[s] + command.db
+            self.gain_db[s] = min(max(db, lo), hi)
+        self._retarget()
+
+    def _fade_cmd(self, command: Command) -> None:
+        """A fade is a mute or unmute whose ramp lasts `beats`: fading out already counts as muted."""
+        beats = command.beats if command.beats is not None else self.fade_beats
+        samples = max(self.ramp_samples, round(beats * 60.0 / self.bpm * self.sample_rate))
+        stems = self._targets(command.stem)
+        for s in stems:
+            self.muted[s] = command.direction == "out"
+        self._retarget(samples, stems)
+
+    def _reset(self, command: Command) -> None:
+        self.gain_db[:] = 0.0
+        self.master_db = 0.0
+        self.muted[:] = False
+        self.soloed[:] = False
+        self._retarget()
+
+    def _tempo(self, command: Command) -> None:
+        self.bpm = command.bpm
+
+    # ---- non-real-time readers --------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """State for status and feedback (read from control threads; values may be one block old)."""
+        return {
+            "stems": {
+                name: {
+                    "gain_db": float(self.gain_db[i]),
+                    "muted": bool(self.muted[i]),
+                    "soloed": bool(self.soloed[i]),
+                    "ramping": bool(self._gain.ramping(i)),
+                }
+                for i, name in enumerate(self.stems)
+            },
+            "master_db": float(self.master_db),
+            "bpm": float(self.bpm),
+            "version": int(self.version),
+        }
+
+    def take_peaks(self) -> dict[str, float]:
+        """Peak level per stem since the last call (meters); resets the hold."""
+        levels = {name: float(self.peak[i]) for i, name in enumerate(self.stems)}
+        self.peak[:] = 0.0
+        return levels
+
+
+_HANDLERS = {
+    Action.MUTE: Mixer._mute,
+    Action.UNMUTE: Mixer._unmute,
+    Action.SOLO: Mixer._solo,
+    Action.UNSOLO: Mixer._unsolo,
+    Action.GAIN: Mixer._gain_cmd,
+    Action.FADE: Mixer._fade_cmd,
+    Action.RESET: Mixer._reset,
+    Action.TEMPO: Mixer._tempo,
+}

@@ -1,0 +1,1 @@
+"""stemd: headless live stem engine."""

@@ -1,0 +1,316 @@
+"""Configuration: one schema, validated at start, with errors that name the key and the file line.
+
+The schema below is the single source of truth: `config.toml` at the project root is rendered from it
+(`stemd config default`, and a test keeps the two identical), so every key is documented exactly once
+and the defaults the daemon runs with are the defaults the file shows.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Callable
+
+from stemd.control.commands import REFINE_MODES
+
+
+class ConfigError(ValueError):
+    """Invalid configuration; the message starts with `file:line: [section] key:`."""
+
+
+@dataclass(frozen=True)
+class Key:
+    default: Any
+    doc: str
+    min: float | None = None
+    max: float | None = None
+    choices: tuple[Any, ...] | None = None
+    check: Callable[[Any], str | None] | None = None  # returns an error message or None
+    item: type | None = None  # element type of list values
+
+    @property
+    def type(self) -> type:
+        return type(self.default)
+
+
+@dataclass(frozen=True)
+class Section:
+    doc: str
+    keys: dict[str, Key]
+    footer: str = ""  # extra commented text rendered after the keys (examples of tables)
+    tables: dict[str, Callable[[dict[str, Any]], str | None]] = field(default_factory=dict)
+
+
+def _port_list(value: list[str]) -> str | None:
+    return None if all(isinstance(v, str) and v for v in value) else "every entry must be a port name"
+
+
+SCHEMA: dict[str, Section] = {
+    "audio": Section(
+        "Audio path and timing.",
+        {
+            "latency_ms": Key(
+                200.0,
+                "Total latency L from input to output in ms, reported to JACK. Must cover the model's\n"
+                "right context + hop + compute + resampling + one period (see DESIGN-NOTES.md).",
+                min=20.0, max=5000.0,
+            ),
+            "dry_crossfade_ms": Key(
+                30.0, "Crossfade between separated and dry audio when the engine falls behind or returns.",
+                min=1.0, max=1000.0,
+            ),
+        },
+    ),
+    "jack": Section(
+        "JACK client and connections.",
+        {
+            "client_name": Key("stemd", "JACK client name."),
+            "server_name": Key("", "JACK server to join; empty = the default server."),
+            "connect_inputs": Key(
+                ["system:capture_1", "system:capture_2"],
+                "Ports connected to in_L, in_R at start (missing ports are skipped with a warning).",
+                check=_port_list, item=str,
+            ),
+            "connect_outputs": Key(
+                ["system:playback_1", "system:playback_2"],
+                "Ports out_L, out_R are connected to at start.", check=_port_list, item=str,
+            ),
+            "connect_mic": Key("", "Port connected to the mic input (voice control); empty = none."),
+            "stem_ports": Key(False, "Also expose <stem>_L/<stem>_R output ports, one pair per stem."),
+            "reconnect_interval_s": Key(
+                1.0, "How often to retry when the JACK server is gone.", min=0.1, max=60.0
+            ),
+        },
+    ),
+    "engine": Section(
+        "Separation engine (runs in its own worker process).",
+        {
+            "model": Key(
+                "auto",
+                "auto | htdemucs | htdemucs_6s | htdemucs_ft | spleeter2 | dry. auto = htdemucs when its\n"
+                "weights are present (or a GPU is), else spleeter2 (ships with the install).",
+            ),
+            "model_path": Key("", "Local weight file or model repo folder; empty = demucs's own cache."),
+            "backend": Key("torch", "Inference backend.", choices=("torch", "onnx", "tensorrt")),
+            "device": Key("auto", "auto | cpu | cuda | cuda:N.", check=lambda v: None if re.fullmatch(
+                r"auto|cpu|cuda(:\d+)?", v) else "must be auto, cpu, cuda or cuda:N"),
+            "fp16": Key(True, "Half precision on CUDA (ignored on CPU)."),
+            "window_s": Key(0.0, "Context window W in seconds; 0 = the model's default.", min=0.0, max=30.0),
+            "hop_ms": Key(0.0, "Hop H in ms; 0 = the model's default.", min=0.0, max=2000.0),
+            "right_context_ms": Key(
+                0.0, "Right context (lookahead) R in ms; 0 = the model's default.", min=0.0, max=2000.0
+            ),
+            "threads": Key(0, "Torch intra-op threads in the worker; 0 = all cores but one.", min=0, max=256),
+            "refine_default": Key("off", "Refiner mode at start for every stem.", choices=REFINE_MODES),
+        },
+    ),
+    "mixer": Section(
+        "Per-stem mixer.",
+        {
+            "ramp_ms": Key(20.0, "Ramp for every gain change (mute, solo, gain): no clicks.", min=0.5, max=1000.0),
+            "default_step_db": Key(3.0, "Step for 'louder'/'quieter' without a number.", min=0.1, max=24.0),
+            "max_gain_db": Key(12.0, "Upper limit of any stem gain.", min=0.0, max=24.0),
+            "fade_beats": Key(4.0, "Fade length when a command names none.", min=0.25, max=256.0),
+            "loop_beats": Key(4.0, "Loop length when a command names none.", min=0.25, max=256.0),
+        },
+    ),
+    "transport": Section(
+        "Beat clock.",
+        {
+            "bpm": Key(120.0, "Tempo until a clock source (MIDI clock, JACK transport, tap) sets one.",
+                       min=20.0, max=400.0),
+            "beats_per_bar": Key(4, "Beats per bar when no tempo source says otherwise.", min=1, max=32),
+        },
+    ),
+    "osc": Section(
+        "OSC control surface (UDP).",
+        {
+            "enabled": Key(True, "Run the OSC server."),
+            "host": Key("127.0.0.1", "Bind address. Use 0.0.0.0 to accept a tablet on the LAN (and widen allow)."),
+            "port": Key(9000, "UDP port.", min=1, max=65535),
+            "allow": Key(
+                ["127.0.0.0/8", "::1/128"],
+                "Client networks allowed to send (CIDR). To open the LAN add e.g. \"192.168.0.0/16\".",
+                item=str,
+            ),
+            "rate_limit_per_s": Key(200.0, "Messages per second accepted from one client.", min=1.0, max=100000.0),
+            "meter_hz": Key(20.0, "Level meter rate pushed to subscribers.", min=0.0, max=100.0),
+            "subscriber_ttl_s": Key(60.0, "A subscriber that does not renew within this time expires.",
+                                    min=1.0, max=86400.0),
+        },
+    ),
+    "midi": Section(
+        "MIDI control.",
+        {
+            "jack_ports": Key(True, "Create JACK MIDI ports midi_in / midi_out."),
+            "alsa_in": Key("", "ALSA sequencer port (name substring) to open through rtmidi; empty = none."),
+            "alsa_out": Key("", "ALSA sequencer port for LED feedback; empty = none."),
+            "clock": Key(True, "Follow incoming MIDI clock (24 ppqn) for the tempo."),
+            "connect_in": Key([], "JACK MIDI ports connected to midi_in at start.", item=str),
+            "connect_out": Key([], "JACK MIDI ports midi_out connects to at start.", item=str),
+        },
+    ),
+    "voice": Section(
+        "Voice control (Vosk).",
+        {
+            "enabled": Key(True, "Listen on the mic port when a Vosk model is present."),
+            "model_path": Key("", "Vosk model folder; empty = the one `stemd models fetch vosk` installs."),
+            "activation": Key("push_to_talk", "When speech becomes commands.",
+                              choices=("push_to_talk", "wake_word", "always")),
+            "wake_word": Key("stem", "Wake word for activation = wake_word."),
+            "min_confidence": Key(0.6, "Mean word confidence below which an utterance is rejected.",
+                                  min=0.0, max=1.0),
+        },
+    ),
+    "intent": Section(
+        "Intent parser.",
+        {
+            "clap_path": Key("", "Local CLAP checkpoint folder (transformers format); empty = semantic layer off\n"
+                                 "unless `stemd models fetch clap` installed one."),
+            "semantic_threshold": Key(0.0, "Similarity below which the semantic layer rejects; 0 = calibrated default.",
+                                      min=0.0, max=1.0),
+            "audio_routing": Key(True, "Resolve instruments outside the model's stems from the stems' audio."),
+        },
+    ),
+    "state": Section(
+        "Persistent state (mixer, MIDI learn).",
+        {
+            "dir": Key("~/.local/state/stemd", "State folder; OSC and MIDI learn never write outside it."),
+            "restore": Key(True, "Restore the mixer state saved at the last shutdown."),
+        },
+    ),
+    "log": Section(
+        "Logging.",
+        {"level": Key("info", "Log level.", choices=("debug", "info", "warning", "error"))},
+    ),
+}
+
+
+def _locate(text: str, section: str, key: str | None) -> int:
+    """1-based line of `key` inside `[section]` (or of the section header), 0 when absent."""
+    current = None
+    header_line = 0
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        header = re.fullmatch(r"\[\[?\s*([^\]]+?)\s*\]\]?(\s*#.*)?", stripped)
+        if header:
+            current = header.group(1).split(".")[0].strip('"')
+            if current == section and not header_line:
+                header_line = number
+            continue
+        if key is not None and current == section and re.match(rf'"?{re.escape(key)}"?\s*=', stripped):
+            return number
+    return header_line
+
+
+def _check(key_name: str, spec: Key, value: Any) -> str | None:
+    want = spec.type
+    if want is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if type(value) is not want:
+        return f"must be {want.__name__}, got {type(value).__name__} {value!r}"
+    if want is float and not math.isfinite(value):
+        return f"must be finite, got {value!r}"
+    if spec.min is not None and value < spec.min:
+        return f"must be ≥ {spec.min:g}, got {value!r}"
+    if spec.max is not None and value > spec.max:
+        return f"must be ≤ {spec.max:g}, got {value!r}"
+    if spec.choices is not None and value not in spec.choices:
+        return f"must be one of {', '.join(map(str, spec.choices))}, got {value!r}"
+    if spec.item is not None and not all(isinstance(v, spec.item) for v in value):
+        return f"every entry must be {spec.item.__name__}"
+    if spec.check is not None:
+        return spec.check(value)
+    return None
+
+
+def _coerce(spec: Key, value: Any) -> Any:
+    return float(value) if spec.type is float else value
+
+
+def validate(data: dict[str, Any], text: str = "", origin: str = "<config>") -> SimpleNamespace:
+    """Validate parsed TOML against SCHEMA and fill defaults; raise ConfigError naming key and line."""
+
+    def fail(section: str, key: str | None, message: str) -> ConfigError:
+        line = _locate(text, section, key)
+        where = f"{origin}:{line}" if line else origin
+        name = f"[{section}] {key}" if key else f"[{section}]"
+        return ConfigError(f"{where}: {name}: {message}")
+
+    sections = {}
+    for name, value in data.items():
+        if name not in SCHEMA:
+            raise fail(name, None, f"unknown section; known: {', '.join(SCHEMA)}")
+        if not isinstance(value, dict):
+            raise fail(name, None, "must be a table")
+    for section_name, section in SCHEMA.items():
+        given = dict(data.get(section_name, {}))
+        values = {}
+        for key, value in given.items():
+            if key in section.tables:
+                if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+                    raise fail(section_name, key, f"must be an array of tables [[{section_name}.{key}]]")
+                for i, entry in enumerate(value):
+                    problem = section.tables[key](entry)
+                    if problem:
+                        raise fail(section_name, key, f"entry {i + 1}: {problem}")
+                values[key] = value
+                continue
+            if key not in section.keys:
+                raise fail(section_name, key, f"unknown key; known: {', '.join(section.keys)}")
+            problem = _check(key, section.keys[key], value)
+            if problem:
+                raise fail(section_name, key, problem)
+            values[key] = _coerce(section.keys[key], value)
+        for key, spec in section.keys.items():
+            values.setdefault(key, spec.default)
+        for key in section.tables:
+            values.setdefault(key, [])
+        sections[section_name] = SimpleNamespace(**values)
+    return SimpleNamespace(**sections)
+
+
+def load_config(path: str | Path | None = None) -> SimpleNamespace:
+    """Load and validate `path`; None means the built-in defaults (identical to config.toml)."""
+    if path is None:
+        return validate({})
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return validate(data, text, str(path))
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return repr(value)
+
+
+def render_default() -> str:
+    """The documented default config file, rendered from SCHEMA (this is config.toml)."""
+    lines = [
+        "# stemd configuration: the documented defaults. Every key is optional; a file that sets a",
+        "# few keys inherits the rest from these values. Check a file with: stemd config check FILE",
+    ]
+    for name, section in SCHEMA.items():
+        lines += ["", f"# {section.doc}", f"[{name}]"]
+        for key, spec in section.keys.items():
+            lines += [f"# {line}" if line else "#" for line in spec.doc.splitlines()]
+            lines.append(f"{key} = {_toml_value(spec.default)}")
+        if section.footer:
+            lines += [""] + [f"# {line}" if line else "#" for line in section.footer.splitlines()]
+    return "\n".join(lines) + "\n"
