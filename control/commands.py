@@ -18,6 +18,10 @@ class CommandError(ValueError):
     """A command (or its JSON) that breaks the vocabulary; the message is meant for the performer."""
 
 
+class IntentRejected(CommandError):
+    """A text that maps to no command with confidence; the message is the reason given to the sender."""
+
+
 class Action(str, Enum):
     MUTE = "mute"
     UNMUTE = "unmute"

@@ -1,0 +1,93 @@
+"""The one door every control source (OSC, MIDI, voice, CLI) uses to change the running mix.
+
+It routes commands onto the model's stems, refuses a whole batch if any command in it is invalid
+(nothing half-applied), hands mixer commands to the RT queue (or applies them directly when no audio
+thread runs, as in offline use and tests), sends other actions to whoever registered for them
+(refine -> engine worker, ...), and tells listeners so feedback (OSC, MIDI LEDs) follows.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+from stemd.control.commands import Action, Command, CommandError, IntentRejected
+from stemd.daemon.mixer import Mixer
+from stemd.daemon.stem_map import route
+
+Parser = Callable[[str], list[Command]]
+Listener = Callable[["Applied"], None]
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What one submission did: the routed commands, notes for the performer, and who sent it."""
+
+    commands: tuple[Command, ...]
+    notes: tuple[str, ...]
+    source: str
+    text: str | None = None
+
+
+@dataclass
+class Session:
+    mixer: Mixer
+    model_name: str = "the model"
+    parser: Parser | None = None
+    realtime: bool = False  # True while a JACK process callback drains mixer.commands
+    routes: dict[Action, Callable[[Command], None]] = field(default_factory=dict)
+    _listeners: list[Listener] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def on(self, action: Action, handler: Callable[[Command], None]) -> None:
+        """Register the owner of an action the mixer does not own (refine, loop, ...)."""
+        self.routes[action] = handler
+
+    def add_listener(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: Listener) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    def submit(self, commands: Sequence[Command], source: str = "", text: str | None = None) -> Applied:
+        """Apply `commands` in order, all or none; raise CommandError with the reason otherwise."""
+        routed = [route(c, self.mixer.stems, self.model_name) for c in commands]
+        for r in routed:
+            action = r.command.action
+            if action not in Mixer.OWNED_ACTIONS and action not in self.routes:
+                raise CommandError(f"{action.value} is not available in this daemon")
+        with self._lock:
+            for r in routed:
+                self._deliver(r.command)
+        applied = Applied(tuple(r.command for r in routed), tuple(r.note for r in routed if r.note), source, text)
+        for listener in list(self._listeners):
+            listener(applied)
+        return applied
+
+    def intent(self, text: str, source: str = "") -> Applied:
+        """Parse a sentence and apply it; IntentRejected carries the parser's reason."""
+        return self.submit(self.parse(text), source, text)
+
+    def parse(self, text: str) -> list[Command]:
+        if self.parser is None:
+            raise IntentRejected("the intent parser is not available in this daemon")
+        return self.parser(text)
+
+    def _deliver(self, command: Command) -> None:
+        handler = self.routes.get(command.action)
+        if handler is not None:
+            handler(command)
+        elif self.realtime:
+            self.mixer.commands.put(command)
+        else:
+            self.mixer.apply(command)
+
+    def snapshot(self) -> dict[str, Any]:
+        state = self.mixer.snapshot()
+        state["model"] = self.model_name
+        return state
+
+    def levels(self) -> dict[str, float]:
+        return self.mixer.take_peaks()
