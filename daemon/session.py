@@ -37,6 +37,12 @@ class Session:
     parser: Parser | None = None
     realtime: bool = False  # True while a JACK process callback drains mixer.commands
     routes: dict[Action, Callable[[Command], None]] = field(default_factory=dict)
+    # Services owned by other parts, set by whoever builds the daemon; None = feature absent, and the
+    # control surface answers so. beat_clock: tap()/bpm (daemon/transport); voice: listen(on)
+    # (control/voice); midi: learn(command) (control/midi).
+    beat_clock: Any = None
+    voice: Any = None
+    midi: Any = None
     _listeners: list[Listener] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
