@@ -1,0 +1,105 @@
+"""The PyTorch port of Spleeter 2-stem: every checkpoint tensor lands in the right place, TF's padding
+conventions are reproduced, the STFT path is spleeter's, and the real pretrained weights separate."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from stemd.engines.spleeter import (
+    FRAME_LENGTH,
+    MODEL_BINS,
+    Spleeter2,
+    Spleeter2Separator,
+    SpleeterUNet,
+    checkpoint_mapping,
+    default_checkpoint_prefix,
+    unused_checkpoint_tensors,
+)
+from stemd.engines.tf_checkpoint import Checkpoint
+
+
+@pytest.fixture(scope="module")
+def separator() -> Spleeter2Separator:
+    return Spleeter2Separator()
+
+
+def test_every_checkpoint_tensor_is_consumed_with_its_shape(separator: Spleeter2Separator) -> None:
+    checkpoint = Checkpoint(default_checkpoint_prefix())
+    mapped = {theirs for net in range(2) for theirs, _ in checkpoint_mapping(net).values()}
+    unused = unused_checkpoint_tensors()
+    assert mapped.isdisjoint(unused)
+    assert mapped | unused == set(checkpoint.entries)
+    assert len(mapped) == 140 and len(unused) == 9
+
+    state = separator.model.state_dict()
+    for net in range(2):
+        for ours, (theirs, conversion) in checkpoint_mapping(net).items():
+            value = checkpoint.read(theirs)
+            if conversion != "copy":
+                value = value.transpose(3, 2, 0, 1)
+            np.testing.assert_array_equal(state[f"unets.{net}.{ours}"].numpy(), value, err_msg=theirs)
+    loaded = sum(v.numel() for k, v in state.items() if not k.endswith("num_batches_tracked"))
+    unused_floats = sum(checkpoint.entries[n].num_elements for n in unused if n != "global_step")
+    assert loaded + unused_floats == 19_653_518
+
+
+def test_a_wrong_shape_is_refused() -> None:
+    class Reshaped(Checkpoint):
+        def read(self, name: str) -> np.ndarray:
+            value = super().read(name)
+            return value[:, :, :, :-1] if name == "conv2d_8/kernel" else value
+
+    with pytest.raises(ValueError, match="conv2d_8/kernel: shape"):
+        Spleeter2().load_checkpoint(Reshaped(default_checkpoint_prefix()))
+
+
+def test_transposed_conv_is_the_adjoint_of_tf_same_conv() -> None:
+    """Keras defines Conv2DTranspose(padding="same") as the gradient of Conv2D(padding="same"); on
+    even sizes TF pads that conv 1 before / 2 after, so the transpose must crop the same way."""
+    torch.manual_seed(0)
+    unet = SpleeterUNet()
+    deconv = unet.decoder[1]  # 512 -> 128 channels
+    x = torch.randn(1, 128, 16, 24, requires_grad=True)
+    y = torch.randn(1, 512, 8, 12)
+    forward = F.conv2d(F.pad(x, (1, 2, 1, 2)), deconv.weight, stride=2)
+    (grad,) = torch.autograd.grad((forward * y).sum(), x)
+    ours = deconv(y)[..., 1:-2, 1:-2] - deconv.bias.view(1, -1, 1, 1)
+    torch.testing.assert_close(ours, grad, rtol=1e-4, atol=1e-4)
+
+
+def test_unet_keeps_the_spectrogram_shape() -> None:
+    mask = SpleeterUNet().eval()(torch.rand(1, 2, 64, MODEL_BINS))
+    assert mask.shape == (1, 2, 64, MODEL_BINS)
+    assert 0 <= mask.min() and mask.max() <= 1
+
+
+def test_stft_round_trip_is_exact() -> None:
+    """Unit masks must give the input back: checks the prepended frame, pad_end, the 2/3 window
+    compensation and the crop."""
+    model = Spleeter2()
+    audio = torch.randn(2, 3 * FRAME_LENGTH + 123)
+    spec = model.stft(audio)
+    assert spec.shape == (2, -(-(audio.shape[1] + FRAME_LENGTH) // 1024), FRAME_LENGTH // 2 + 1)
+    torch.testing.assert_close(model.istft(spec, audio.shape[1]), audio, rtol=1e-4, atol=1e-5)
+
+
+def test_masks_split_the_mix_below_11_khz_and_drop_above(separator: Spleeter2Separator) -> None:
+    rng = np.random.default_rng(1)
+    mix = (0.1 * rng.standard_normal((2, 44100))).astype(np.float32)
+    stems = separator.separate(mix)
+    assert stems.shape == (2, 2, 44100) and stems.dtype == np.float32
+    total = np.fft.rfft(stems.sum(0), axis=-1)
+    reference = np.fft.rfft(mix, axis=-1)
+    cutoff = int(MODEL_BINS / FRAME_LENGTH * 44100)  # 11025 Hz, in 1 Hz bins of a 1 s signal
+    low = slice(50, cutoff - 200)
+    high = slice(cutoff + 200, None)
+    assert np.abs(total[:, low] - reference[:, low]).mean() < 0.01 * np.abs(reference[:, low]).mean()
+    assert np.abs(total[:, high]).mean() < 0.01 * np.abs(reference[:, high]).mean()
+
+
+def test_mono_or_channels_last_input_is_refused(separator: Spleeter2Separator) -> None:
+    with pytest.raises(ValueError, match="stereo"):
+        separator.separate(np.zeros((44100, 2), dtype=np.float32))
