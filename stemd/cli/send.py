@@ -1,0 +1,52 @@
+"""`stemd send "drop the vocals"` / `stemd send /stemd/stem/bass/mute 1`: one OSC request, print the answer."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from stemd.config import ConfigError, load_config
+from stemd.control.osc.client import NoReply, connect_host, request, typed
+
+HELP = (
+    "Send a sentence (an /stemd/intent) or an OSC address with arguments to the running daemon and print "
+    "its answer. Arguments are typed as int, float or string by how they read. Exit status: 0 ok, "
+    "1 the daemon answered /stemd/error, 2 no answer."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("words", nargs="+", help="a sentence, or an OSC address followed by its arguments")
+    parser.add_argument("--config", help="config file for [osc] host and port (default: built-in defaults)")
+    parser.add_argument("--host", help="daemon address (default: [osc] host, loopback for a wildcard bind)")
+    parser.add_argument("--port", type=int, help="daemon UDP port (default: [osc] port)")
+    parser.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for the answer")
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        osc = load_config(args.config).osc
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    host = args.host or connect_host(osc.host)
+    port = args.port or osc.port
+    if args.words[0].startswith("/"):
+        address, osc_args = args.words[0], [typed(w) for w in args.words[1:]]
+    else:
+        address, osc_args = "/stemd/intent", [" ".join(args.words)]
+    try:
+        answer = request(host, port, address, osc_args, args.timeout)
+    except NoReply as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"error: cannot send to {host}:{port}: {exc}", file=sys.stderr)
+        return 2
+    if not answer.ok:
+        print(f"error: {answer.text}", file=sys.stderr)
+        return 1
+    print(answer.text)
+    for note in answer.args[1:]:
+        print(f"note: {note}", file=sys.stderr)
+    return 0
