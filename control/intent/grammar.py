@@ -1,0 +1,508 @@
+"""The deterministic grammar: a sentence in plain words -> Commands, or a reason it is not understood.
+
+Three passes, all table-driven (see lexicon.py for the words):
+1. tokens: lower-case words; numbers in digits or words are read first (numerals.py), then the longest
+   phrase the lexicon knows at each position ("bring it all back" before "bring").
+2. clauses: split on commas, "and", "then", and also where a new action starts without punctuation,
+   as speech recognisers write it ("drop the vocals bring in the bass", "vocals up drums down").
+3. one clause -> Commands: the action from its verbs, stems from its targets, numbers with units. A
+   clause with targets but no verb repeats the previous clause's action ("mute the vocals and drums").
+
+Nothing is guessed: an unknown word, two actions in one clause, a verb without a target, or a known
+ambiguous phrase makes the clause Unclear with a reason. The parser (parser.py) may then ask the
+semantic layer; parse() alone rejects.
+
+Decisions, documented in DESIGN-NOTES.md:
+- "everything except X" states what should be heard: with mute ("mute everything but the drums") it
+  solos X; without a verb, with solo/just/keep ("everything but the vocals"), it mutes X; with bring
+  back/unmute it unmutes all, then mutes X.
+- "bring it all back" / "full mix" = reset (every stem audible at 0 dB, loops released); "unmute
+  everything" only unmutes.
+- "instrumental"/"karaoke" = mute vocals; "acapella" = solo vocals.
+- "louder"/"quieter" without a number = the default step ([mixer] default_step_db); "a bit" halves it,
+  "a lot" doubles it; without a stem, or with "it", gain acts on the whole mix (master).
+- A verb that removes ("drop", "cut") with a dB amount is a gain cut ("cut the bass by 3 dB").
+- Drum parts (kick/snare/hats) exist only for loop/unloop; "mute the kick" is rejected with a reason.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from stemd.control.commands import ALL, Command, CommandError
+from stemd.control.intent.lexicon import INSTRUMENT_HOME, LEXICON, MAX_PHRASE
+from stemd.control.intent.numerals import read_number
+
+
+class Unclear(Exception):
+    """One clause the grammar cannot turn into Commands; `args[0]` is the reason for the performer."""
+
+    def __init__(self, reason: str, text: str = "", unknown_words: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.text = text
+        self.unknown_words = unknown_words  # only these may go to the semantic layer
+
+
+@dataclass(frozen=True)
+class Token:
+    kind: str
+    value: object
+    text: str
+
+
+@dataclass(frozen=True)
+class Intent:
+    """A Command plus the instrument word its stem came from, when that word is not a stem name."""
+
+    command: Command
+    instrument: str | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    default_step_db: float = 3.0
+    beats_per_bar: int = 4
+
+
+@dataclass
+class Clause:
+    tokens: list[Token]
+
+    @property
+    def text(self) -> str:
+        return " ".join(t.text for t in self.tokens)
+
+
+@dataclass
+class ClauseResult:
+    text: str
+    tokens: list[Token]
+    intents: list[Intent] = field(default_factory=list)
+    unclear: Unclear | None = None
+
+
+_TARGETS = ("stem", "instrument", "part", "all", "it")
+_VERBS = ("verb", "weak", "special")
+# Weak particles that fix a fade's direction or clash with a strong verb of the opposite sense.
+_IN_PARTICLES = ("in", "back", "on", "back in")
+_OUT_PARTICLES = ("out", "off")
+_REMOVING = {"mute", "down", "dereverb", "clean", "refine_off"}
+_CLEAN_NUMBERS = re.compile(r"(?<![a-z0-9.])([+-]?\d+(?:\.\d+)?)\s*(db|dbs|bpm|beats?|bars?)\b")
+
+
+def normalize(text: str) -> list[str]:
+    """Lower-case words, numbers and ',' separators; punctuation other than clause breaks is dropped."""
+    text = text.lower().replace("’", "'").replace("&", " and ")
+    text = _CLEAN_NUMBERS.sub(r"\1 \2", text)
+    text = re.sub(r"(?<=[a-z])-(?=[a-z])", " ", text)
+    text = re.sub(r"(?<!\d)[.](?!\d)|[;:!?]", " , ", text)
+    return re.findall(r"(?<![a-z0-9])[+-]?\d+(?:\.\d+)?|[a-z0-9']+|,", text)
+
+
+def tokenize(text: str) -> list[Token]:
+    words = normalize(text)
+    tokens: list[Token] = []
+    i = 0
+    while i < len(words):
+        if words[i] == ",":
+            tokens.append(Token("sep", None, ","))
+            i += 1
+            continue
+        number = read_number(words, i)
+        if number is not None:
+            tokens.append(Token("num", number[0], " ".join(words[i:number[1]])))
+            i = number[1]
+            continue
+        for n in range(min(MAX_PHRASE, len(words) - i), 0, -1):
+            phrase = " ".join(words[i:i + n])
+            entry = LEXICON.get(phrase)
+            if entry is not None and "," not in words[i:i + n]:
+                tokens.append(_in_context(Token(entry.kind, entry.value, phrase), tokens))
+                i += n
+                break
+        else:
+            tokens.append(Token("unknown", None, words[i]))
+            i += 1
+    return tokens
+
+
+def _in_context(token: Token, before: list[Token]) -> Token:
+    """Words whose meaning depends on the word before: "beat" (drums or a unit), "but", "without"."""
+    prev = next((t for t in reversed(before) if t.kind != "filler" or t.text in ("a", "an")), None)
+    if token.text in ("beat", "beats"):
+        if prev is not None and (prev.kind == "num" or prev.text in ("a", "an")):
+            return Token("unit", "beat", token.text)
+        return Token("stem", "drums", token.text)
+    if token.kind == "except" and (prev is None or prev.kind != "all" and prev.value != "reset"):
+        return Token("sep", None, token.text) if token.text == "but" else token
+    if token.text == "without" and prev is not None and (prev.kind == "all" or prev.value == "reset"):
+        return Token("except", None, token.text)
+    return token
+
+
+def split_clauses(tokens: Sequence[Token]) -> list[Clause]:
+    """Split at separators, and where a new action begins without one (speech has no commas)."""
+    clauses: list[Clause] = []
+    cur: list[Token] = []
+
+    def close() -> None:
+        if cur:
+            clauses.append(Clause(list(cur)))
+            cur.clear()
+
+    for tok in tokens:
+        if tok.kind == "sep":
+            close()
+            continue
+        content = [t for t in cur if t.kind != "filler"]
+        roles = [_role(t) for t in content]
+        if "T" in roles and "X" not in roles:
+            first_t = roles.index("T")
+            leading = "V" in roles[:first_t]
+            trailing = "V" in roles[first_t:]
+            if tok.kind in _TARGETS and trailing and roles[-1] != "T":
+                close()  # "vocals up | drums down"
+            elif tok.kind == "verb" and tok.value not in ("set", "up", "down") and (leading or trailing):
+                close()  # "drop the vocals | bring in the bass"
+            elif tok.kind == "verb" and leading and any(t.kind == "verb" for t in content[:first_t]):
+                close()
+        cur.append(tok)
+    close()
+    return clauses
+
+
+def _role(tok: Token) -> str:
+    if tok.kind in _TARGETS:
+        return "T"
+    if tok.kind in _VERBS:
+        return "V"
+    if tok.kind == "except":
+        return "X"
+    return "O"
+
+
+def parse_clauses(text: str, settings: Settings = Settings()) -> list[ClauseResult]:
+    """Every clause of `text` with its Intents or the reason it is unclear."""
+    results: list[ClauseResult] = []
+    previous: _Template | None = None
+    for clause in split_clauses(tokenize(text)):
+        content = [t for t in clause.tokens if t.kind != "filler"]
+        if not content:
+            continue
+        try:
+            intents, previous = _interpret(content, previous, settings)
+            results.append(ClauseResult(clause.text, content, intents))
+        except Unclear as exc:
+            exc.text = clause.text
+            results.append(ClauseResult(clause.text, content, unclear=exc))
+            previous = None
+        except CommandError as exc:
+            results.append(ClauseResult(clause.text, content, unclear=Unclear(str(exc), clause.text)))
+            previous = None
+    return results
+
+
+def parse_grammar(text: str, settings: Settings = Settings()) -> list[Intent]:
+    """All Intents of `text`; raise Unclear for the first clause the grammar does not understand."""
+    results = parse_clauses(text, settings)
+    if not results:
+        raise Unclear(f"nothing to do in {text.strip()!r}: name an action and a stem", text)
+    for r in results:
+        if r.unclear is not None:
+            raise r.unclear
+    return [i for r in results for i in r.intents]
+
+
+@dataclass(frozen=True)
+class _Template:
+    """The action of the last clause, reused by a clause that only names stems."""
+
+    action: str  # the clause's action ("up"), which may differ from the command's ("gain")
+    command: str
+    fields: tuple[tuple[str, object], ...]
+
+
+@dataclass
+class _Parts:
+    strong: list[str]
+    weak: list[Token]
+    targets: list[Token]
+    excluded: list[Token]
+    numbers: list[tuple[float, str | None]]  # (value, unit or None)
+    absolute: bool
+    multiplier: float
+    objects: set[str]
+    special: list[str]
+
+
+def _collect(content: list[Token], settings: Settings) -> _Parts:
+    unknown = [t.text for t in content if t.kind == "unknown"]
+    if unknown:
+        raise Unclear(f"I don't know {', '.join(repr(u) for u in unknown)}", unknown_words=True)
+    for t in content:
+        if t.kind == "ambiguous":
+            raise Unclear(str(t.value))
+    parts = _Parts([], [], [], [], [], False, 1.0, set(), [])
+    seen_except = False
+    for idx, t in enumerate(content):
+        if t.kind == "verb":
+            if t.value not in parts.strong:
+                parts.strong.append(str(t.value))
+        elif t.kind == "weak":
+            parts.weak.append(t)
+        elif t.kind == "special":
+            parts.special.append(str(t.value))
+        elif t.kind in _TARGETS:
+            (parts.excluded if seen_except else parts.targets).append(t)
+        elif t.kind == "except":
+            if seen_except or not (any(x.kind == "all" for x in parts.targets) or "reset" in parts.strong):
+                raise Unclear(f"{t.text!r} needs 'everything' before it (\"mute everything except the drums\")")
+            seen_except = True
+        elif t.kind == "num":
+            nxt = content[idx + 1] if idx + 1 < len(content) else None
+            unit = str(nxt.value) if nxt is not None and nxt.kind == "unit" else None
+            parts.numbers.append((float(t.value), unit))  # type: ignore[arg-type]
+        elif t.kind == "unit":
+            prev = content[idx - 1] if idx else None
+            if prev is None or prev.kind != "num":
+                if t.text.endswith("s") and t.value != "bpm" and t.text != "beats per minute":
+                    raise Unclear(f"how many {t.text}? say a number")
+                if t.value != "bpm":
+                    parts.numbers.append((1.0, str(t.value)))
+                elif "tempo" not in parts.strong:
+                    parts.strong.append("tempo")
+        elif t.kind in ("to", "unity"):
+            parts.absolute = True
+            if t.kind == "unity":
+                parts.numbers.append((0.0, "db"))
+        elif t.kind == "mod":
+            parts.multiplier *= float(t.value)  # type: ignore[arg-type]
+        elif t.kind in ("reverb", "bleed", "refiner"):
+            parts.objects.add(t.kind)
+    if any(u == "bpm" for _, u in parts.numbers) and "tempo" not in parts.strong:
+        parts.strong.append("tempo")
+    return parts
+
+
+def _action(p: _Parts, previous: _Template | None) -> str:
+    """The one action of a clause, after the combinations that make two words one action."""
+    strong = set(p.strong)
+    particles = {t.text for t in p.weak}
+    weak_in = particles & set(_IN_PARTICLES)
+    weak_out = particles & set(_OUT_PARTICLES)
+    if "tempo" in strong:
+        strong -= {"set", "up", "down"}
+    if "set" in strong:
+        strong -= {"up", "down"}
+    if "fade" in strong:
+        strong.discard("fade")
+        if "up" in strong or weak_in:
+            strong = (strong - {"up"}) | {"fade_in"}
+        elif "down" in strong or weak_out:
+            strong = (strong - {"down"}) | {"fade_out"}
+        else:
+            raise Unclear("fade in or out? say \"fade in the drums\" or \"fade out the vocals\"")
+    if "reverb" in p.objects or "bleed" in p.objects:
+        adding = strong & {"up", "unmute"} or any(t.value == "unmute" for t in p.weak)
+        if adding or not strong <= _REMOVING or not (strong or weak_out):
+            raise Unclear("stemd can remove reverb or bleed from a stem, not add it")
+        return "dereverb" if "reverb" in p.objects else "clean"
+    if "refiner" in p.objects:
+        if strong <= {"mute", "refine_off"} and (strong or weak_out):
+            return "refine_off"
+        raise Unclear("which refiner mode? say \"clean up the vocals\" or \"dereverb the vocals\"")
+    if len(strong) > 1 and strong <= {"mute", "down"} and any(u == "db" for _, u in p.numbers):
+        strong = {"down"}
+    if len(strong) > 1:
+        raise Unclear(f"two actions in one phrase ({' and '.join(sorted(strong))}); separate them with 'and'")
+    if strong:
+        action = strong.pop()
+        if action == "mute" and weak_in or action == "unmute" and weak_out:
+            raise Unclear("that says both in and out; say mute or bring in")
+        return action
+    kinds = {str(t.value) for t in p.weak}
+    if len(kinds) > 1:
+        raise Unclear(f"that mixes {' and '.join(sorted(t.text for t in p.weak))}; say mute, solo or bring in")
+    if kinds:
+        return kinds.pop()
+    if p.excluded:
+        return "keep"
+    if previous is not None and p.targets:
+        return previous.action
+    if p.targets and p.numbers and all(u in ("db", None) for _, u in p.numbers):
+        return "nudge"  # "drums -3 dB", "bass +2"
+    raise Unclear("no action: say what to do (mute, solo, bring in, louder, loop, fade ...)")
+
+
+def _interpret(content: list[Token], previous: _Template | None, s: Settings) -> tuple[list[Intent], _Template | None]:
+    p = _collect(content, s)
+    if p.special:
+        if p.strong or p.targets or p.numbers or len(set(p.special)) > 1:
+            raise Unclear(f"{' '.join(t.text for t in content)!r} mixes a mode with other words; say it alone")
+        action = "mute" if p.special[0] == "instrumental" else "solo"
+        return [Intent(Command(action, stem="vocals"))], _Template(action, action, ())
+    action = _action(p, previous)
+    repeats = previous is not None and action == previous.action and not (p.strong or p.weak or p.objects)
+    if repeats and not p.numbers and not p.excluded and previous is not None:
+        return _build(previous.command, dict(previous.fields), p.targets), previous
+    return _dispatch(action, p, s)
+
+
+def _dispatch(action: str, p: _Parts, s: Settings) -> tuple[list[Intent], _Template | None]:
+    if p.excluded:
+        return _except(action, p), None
+    if action in ("mute", "unmute", "solo") and any(u == "db" for _, u in p.numbers):
+        action = "down" if action == "mute" else "up" if action == "unmute" else action
+    if action in ("mute", "unmute", "solo"):
+        _no_numbers(p, action)
+        return _with_template(action, action, {}, _need_targets(p, action))
+    if action in ("up", "down", "set", "nudge"):
+        return _gain(action, p, s)
+    if action in ("fade_in", "fade_out"):
+        fields = {"direction": action[5:]}
+        beats = _beats(p, s)
+        if beats is not None:
+            fields["beats"] = beats
+        return _with_template(action, "fade", fields, _need_targets(p, "fade"))
+    if action == "loop":
+        beats = _beats(p, s)
+        return _with_template(action, "loop", {"beats": beats} if beats else {}, _need_targets(p, "loop"))
+    if action == "unloop":
+        _no_numbers(p, "release")
+        targets = p.targets or [Token("all", None, "everything")]
+        return _with_template(action, "unloop", {}, targets)
+    if action == "unsolo":
+        _no_numbers(p, "unsolo")
+        if not p.targets or all(t.kind in ("all", "it") for t in p.targets):
+            return [Intent(Command("unsolo"))], None
+        return _with_template(action, "unsolo", {}, _need_targets(p, "unsolo"))
+    if action in ("clean", "dereverb", "refine_off"):
+        _no_numbers(p, "refine")
+        mode = "off" if action == "refine_off" else action
+        return _with_template(action, "refine", {"mode": mode}, _need_targets(p, "refine"))
+    if action == "reset":
+        _no_numbers(p, "reset")
+        if any(t.kind not in ("all", "it") for t in p.targets):
+            raise Unclear("reset acts on the whole mix; to restore one stem say \"unmute the drums\"")
+        return [Intent(Command("reset"))], None
+    if action == "tempo":
+        bpms = [n for n, u in p.numbers if u in (None, "bpm")]
+        if len(bpms) != 1 or p.targets:
+            raise Unclear("tempo needs one number: \"tempo 128\"")
+        return [Intent(Command("tempo", bpm=bpms[0]))], None
+    raise Unclear(f"{action} does not fit here")
+
+
+def _with_template(clause_action: str, action: str, fields: dict, targets: list[Token]) -> tuple[list[Intent], _Template]:
+    return _build(action, fields, targets), _Template(clause_action, action, tuple(fields.items()))
+
+
+def _build(action: str, fields: dict, targets: list[Token]) -> list[Intent]:
+    out: list[Intent] = []
+    for t in targets:
+        stem, instrument, part = _target(t, action)
+        extra = dict(fields)
+        if part is not None:
+            extra["part"] = part
+        out.append(Intent(Command(action, stem=stem, **extra), instrument))
+    return out
+
+
+def _target(t: Token, action: str) -> tuple[str, str | None, str | None]:
+    if t.kind == "stem":
+        return str(t.value), None, None
+    if t.kind == "instrument":
+        return INSTRUMENT_HOME[str(t.value)], str(t.value), None
+    if t.kind == "part":
+        if action not in ("loop", "unloop"):
+            raise Unclear(f"the {t.value} is part of the drums and can only be looped; say \"{action} the drums\"")
+        return "drums", None, str(t.value)
+    if t.kind == "all":
+        return ALL, None, None
+    raise Unclear(f"{action} {t.text!r}? name a stem (vocals, drums, bass, other)")
+
+
+def _need_targets(p: _Parts, action: str) -> list[Token]:
+    if not p.targets:
+        raise Unclear(f"{action} what? name a stem (vocals, drums, bass, other)")
+    for t in p.targets:
+        if t.kind == "it":
+            raise Unclear(f"{action} {t.text!r}? name a stem (vocals, drums, bass, other)")
+    return p.targets
+
+
+def _no_numbers(p: _Parts, action: str) -> None:
+    if p.numbers:
+        raise Unclear(f"{action} takes no number here; for a timed change say \"fade out the vocals over 8 beats\"")
+
+
+def _beats(p: _Parts, s: Settings) -> float | None:
+    beats: list[float] = []
+    for n, unit in p.numbers:
+        if unit == "bar":
+            beats.append(n * s.beats_per_bar)
+        elif unit in ("beat", None):
+            beats.append(n)
+        else:
+            raise Unclear(f"a length is in beats or bars, not {unit}")
+    if len(beats) > 1:
+        raise Unclear("more than one length given")
+    return beats[0] if beats else None
+
+
+def _gain(action: str, p: _Parts, s: Settings) -> tuple[list[Intent], _Template | None]:
+    amounts = [(n, u) for n, u in p.numbers if u in ("db", None)]
+    if len(amounts) != len(p.numbers) or len(amounts) > 1:
+        raise Unclear("a gain change takes one amount in dB: \"vocals up 3 dB\"")
+    targets = [t for t in p.targets if t.kind != "it"] or [Token("all", None, "everything")]
+    if amounts and (p.absolute or action == "set"):
+        fields = {"db": amounts[0][0], "absolute": True}
+    elif action == "set":
+        raise Unclear("set to what level? say \"set the vocals to minus 6 dB\"")
+    else:
+        size = abs(amounts[0][0]) if amounts else s.default_step_db * p.multiplier
+        fields = {"db": amounts[0][0] if action == "nudge" else size if action == "up" else -size}
+    return _with_template(action, "gain", fields, targets)
+
+
+def _except(action: str, p: _Parts) -> list[Intent]:
+    if p.numbers:
+        raise Unclear("'except' works with mute, solo and bring back, without numbers")
+    for t in p.excluded:
+        if t.kind in ("part", "it", "all"):
+            raise Unclear(f"everything except {t.text!r}? name a stem")
+    if action == "mute":
+        return _build("solo", {}, p.excluded)
+    if action == "reset":
+        return [Intent(Command("reset"))] + _build("mute", {}, p.excluded)
+    if action == "unmute" and not any(t.text in ("keep", "play", "give me", "add") for t in p.weak):
+        return [Intent(Command("unmute", stem=ALL))] + _build("mute", {}, p.excluded)
+    if action in ("solo", "keep", "unmute"):
+        return _build("mute", {}, p.excluded)
+    raise Unclear("'except' works with mute, solo and bring back")
+
+
+def interpret_with_action(content: Sequence[Token], action: str, settings: Settings = Settings()) -> list[Intent]:
+    """Commands for a clause whose action came from elsewhere (the semantic layer): the clause's own
+    stems and numbers still come from the grammar, so a paraphrase never invents a stem."""
+    known = [t for t in content if t.kind not in ("unknown", "verb", "weak", "filler")]
+    p = _collect(known, settings)
+    p.strong = [action]
+    return _dispatch(action, p, settings)[0]
+
+
+def masked_text(content: Sequence[Token]) -> str:
+    """The clause with its stems replaced by "it", as the semantic layer's prototypes are written."""
+    words: list[str] = []
+    for t in content:
+        if t.kind in ("stem", "instrument", "part", "all"):
+            if words and words[-1] in ("the", "a"):
+                words.pop()
+            if not words or words[-1] != "it":
+                words.append("it")
+        elif t.kind not in ("num", "unit"):
+            words.append(t.text)
+    return " ".join(words)
