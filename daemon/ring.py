@@ -36,27 +36,27 @@ class RingSpec:
 
 
 def put_wrapped(buf: np.ndarray, at: int, block: np.ndarray) -> None:
-    """Copy `block[c, n]` into circular `buf[c, size]` starting at slot `at` (wrapping once)."""
-    n, size = block.shape[1], buf.shape[1]
+    """Copy `block[c, n]` into the first c channels of circular `buf[C, size]` from slot `at`."""
+    (c, n), size = block.shape, buf.shape[1]
     first = min(n, size - at)
-    buf[:, at:at + first] = block[:, :first]
+    buf[:c, at:at + first] = block[:, :first]
     if first < n:
-        buf[:, :n - first] = block[:, first:]
+        buf[:c, :n - first] = block[:, first:]
 
 
 def get_wrapped(buf: np.ndarray, at: int, out: np.ndarray) -> None:
-    """Copy `out.shape[1]` frames of circular `buf` starting at slot `at` into `out`."""
-    n, size = out.shape[1], buf.shape[1]
+    """Copy the first c channels of circular `buf` from slot `at` into `out[c, n]`."""
+    (c, n), size = out.shape, buf.shape[1]
     first = min(n, size - at)
-    out[:, :first] = buf[:, at:at + first]
+    out[:, :first] = buf[:c, at:at + first]
     if first < n:
-        out[:, first:] = buf[:, :n - first]
+        out[:, first:] = buf[:c, :n - first]
 
 
 class SpscRing:
     """`channels` float32 channels of `capacity` frames; see the module docstring for the protocol.
 
-    Producer side: `write`, `seek`. Consumer side: `read_at`, `read_next`. Any side: `written`,
+    Producer side: `write`, `seek`. Consumer side: `read_at`. Any side: `written`,
     `valid_from`, `read`. `write`, `read_at` and the counters allocate no sample buffers, so the
     JACK thread can use them.
     """
@@ -109,7 +109,8 @@ class SpscRing:
         self._counters[_WRITTEN] = position
 
     def write(self, block: np.ndarray) -> None:
-        """Append `block[channels, n]` (n ≤ capacity); overwrites the oldest frames, never waits."""
+        """Append `block[c, n]` (c ≤ channels, n ≤ capacity); overwrites the oldest frames, never
+        waits. Channels beyond c keep stale samples (a ring sized for the largest model serves any)."""
         start = self._counters[_WRITTEN]
         put_wrapped(self.data, start % self.capacity, block)
         self._counters[_WRITTEN] = start + block.shape[1]
@@ -123,7 +124,7 @@ class SpscRing:
         return oldest <= position and position + n <= written
 
     def read_at(self, position: int, out: np.ndarray) -> bool:
-        """Copy frames [position, position + n) into `out[channels, n]`; False (out undefined) when
+        """Copy frames [position, position + n) of the first c channels into `out[c, n]`; False when
         they are not all there or the producer overwrote them while we copied."""
         n = out.shape[1]
         if not self.available(position, n):
@@ -133,14 +134,6 @@ class SpscRing:
             return False
         self._counters[_READ] = position + n
         return True
-
-    def read_next(self, out: np.ndarray) -> bool:
-        """`read_at` the frames right after the last ones taken."""
-        return self.read_at(self._counters[_READ], out)
-
-    def skip_to(self, position: int) -> None:
-        """Consumer gives up on everything before `position` (resynchronising after a stall)."""
-        self._counters[_READ] = position
 
     # ---- lifetime ----------------------------------------------------------------------------
 

@@ -43,6 +43,8 @@ class Session:
     beat_clock: Any = None
     voice: Any = None
     midi: Any = None
+    # Daemon figures (state, xruns, underruns, engine RTF, latency) for status; set by daemon/app.py.
+    stats: Callable[[], dict[str, Any]] | None = None
     _listeners: list[Listener] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -93,6 +95,8 @@ class Session:
     def snapshot(self) -> dict[str, Any]:
         state = self.mixer.snapshot()
         state["model"] = self.model_name
+        if self.stats is not None:
+            state["daemon"] = self.stats()
         return state
 
     def levels(self) -> dict[str, float]:

@@ -1,0 +1,396 @@
+"""The daemon's lifecycle: build the audio path, keep the engine and the JACK connection alive, stop
+cleanly.
+
+Supervision is one loop on the main thread (ticks of 100 ms): it restarts a dead or hung engine
+worker (the audio falls back to the delayed dry signal meanwhile, never silence), reconnects to a
+JACK server that went away (ports, connections and mixer state come back), saves the mixer state,
+and pings the systemd watchdog only while it is itself alive. SIGTERM/SIGINT end the loop; shutdown
+saves state, stops the worker, closes the client and removes the shared memory.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import logging
+import signal
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import jack
+
+from stemd.control.commands import ALL, Action, Command
+from stemd.daemon import mixer_state
+from stemd.daemon.audio_path import AudioPath
+from stemd.daemon.jack_io import JackIO, PortPlan
+from stemd.daemon.mixer import Mixer
+from stemd.daemon.ring import SpscRing
+from stemd.daemon.sd_notify import Notifier
+from stemd.daemon.session import Parser, Session
+from stemd.daemon.worker import EngineFailed, EngineProcess, SeparatorLoader, WorkerSpec
+
+log = logging.getLogger(__name__)
+
+MAX_STEMS = 6  # the stem ring is sized for the largest model, so a restart never resizes it
+MAX_BLOCK = 8192
+MIC_SECONDS = 5.0
+LOAD_TIMEOUT_S = 600.0
+HANG_S = 10.0  # a loaded worker silent this long is killed and restarted
+RESTART_DELAYS_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+STABLE_S = 60.0  # a worker up this long resets the restart back-off
+TICK_S = 0.1
+HOUSEKEEPING_S = 1.0
+
+
+def default_loader(engine: SimpleNamespace) -> SeparatorLoader:
+    from stemd.engines.registry import load_separator
+
+    return functools.partial(load_separator, engine.model, model_path=engine.model_path,
+                             device=engine.device, backend=engine.backend, fp16=engine.fp16)
+
+
+def default_parser() -> Parser | None:
+    if importlib.util.find_spec("stemd.control.intent") is None:
+        return None
+    from stemd.control.intent import parse
+
+    return parse
+
+
+class Daemon:
+    def __init__(self, config: SimpleNamespace, loader: SeparatorLoader | None = None,
+                 parser: Parser | None = None) -> None:
+        self.config = config
+        self.dry_only = loader is None and config.engine.model == "dry"
+        self.loader = loader if loader is not None or self.dry_only else default_loader(config.engine)
+        self.state_dir = Path(config.state.dir).expanduser()
+        self.notifier = Notifier()
+        self.stopping = threading.Event()
+        self.state = "starting"
+        self.engine: EngineProcess | None = None
+        self.engine_error: str | None = None
+        self.model_name = "dry" if self.dry_only else config.engine.model
+        self.sources: list[str] = []
+        self.refine_modes: dict[str, str] = {}
+        self.session = Session(Mixer((), 48000), parser=parser if parser is not None else default_parser())
+        self.session.stats = self.stats
+        self.osc: Any = None
+        self.jack: JackIO | None = None
+        self.in_ring = self.stem_ring = self.mic_ring = None
+        self.rate = 0
+        self._restart_at: float | None = None
+        self._restart_index = 0
+        self._ready_since = 0.0
+        self._next_housekeeping = 0.0
+        self._next_watchdog = 0.0
+        self._next_reconnect = 0.0
+        self._saved_version = -1
+
+    # ---- start ----------------------------------------------------------------------------------
+
+    def start(self) -> "Daemon":
+        """Join JACK (waiting for the server if need be), load the engine, go live, notify READY."""
+        jcfg = self.config.jack
+        plan = PortPlan(stem_ports=jcfg.stem_ports, mic=bool(jcfg.connect_mic) or self.config.voice.enabled,
+                        connect_inputs=jcfg.connect_inputs, connect_outputs=jcfg.connect_outputs,
+                        connect_mic=jcfg.connect_mic)
+        self.jack = JackIO(path=None, plan=plan, name=jcfg.client_name, server=jcfg.server_name or None)
+        self._wait_for_jack()
+        if self.stopping.is_set():
+            return self
+        self._build(self.jack.client.samplerate)
+        self.session.on(Action.REFINE, self._refine)
+        self.jack.connect()
+        self._start_osc()
+        self.state = self._running_state()
+        self.notifier.ready(self.status_line())
+        log.info("stemd running: %s", self.status_line())
+        return self
+
+    def _wait_for_jack(self) -> None:
+        self.state = "waiting for JACK"
+        warned = False
+        while not self.stopping.is_set():
+            try:
+                self.jack.open()
+                return
+            except jack.JackOpenError:
+                if not warned:
+                    log.warning("no JACK server%s yet; retrying every %.1f s",
+                                f" named {self.jack.server}" if self.jack.server else "",
+                                self.config.jack.reconnect_interval_s)
+                    warned = True
+                self.notifier.notify(f"STATUS={self.state}")
+                self.stopping.wait(self.config.jack.reconnect_interval_s)
+
+    def _build(self, rate: int) -> None:
+        """Rings, engine, mixer and audio path for sample rate `rate` (again after a rate change)."""
+        audio = self.config.audio
+        self.rate = rate
+        latency = round(audio.latency_ms * rate / 1000.0)
+        crossfade = round(audio.dry_crossfade_ms * rate / 1000.0)
+        capacity = latency + MAX_BLOCK + rate
+        self.in_ring = SpscRing.create(2, capacity)
+        self.mic_ring = SpscRing.create(1, round(MIC_SECONDS * rate)) if self.jack.plan.mic else None
+        if not self.dry_only:
+            self.stem_ring = SpscRing.create(2 * MAX_STEMS, capacity)
+            self._start_engine(rate, latency)
+        mixer = self._make_mixer(rate)
+        self.session.mixer = mixer
+        self.session.model_name = self.model_name
+        self.session.realtime = bool(self.sources)
+        self.jack.plan.stems = tuple(self.sources)
+        self.jack.path = AudioPath(
+            latency, crossfade, self.in_ring, self.stem_ring if self.sources else None,
+            mixer if self.sources else None, self.mic_ring, self.jack.plan.stem_ports, MAX_BLOCK,
+        )
+
+    def _start_engine(self, rate: int, latency: int) -> None:
+        e = self.config.engine
+        spec = WorkerSpec(
+            loader=self.loader, in_ring=self.in_ring.spec, stem_ring=self.stem_ring.spec, rate=rate,
+            latency=latency, window_s=e.window_s or None, hop_s=e.hop_ms / 1000.0 or None,
+            right_s=e.right_context_ms / 1000.0 or None, threads=e.threads, refine_default=e.refine_default,
+        )
+        self.engine = EngineProcess(spec)
+        self.state = "loading model"
+        self.notifier.notify(f"STATUS=loading {self.model_name}")
+        self.engine.start()
+        try:
+            info = self.engine.wait_ready(LOAD_TIMEOUT_S)
+        except EngineFailed as exc:
+            self._engine_failed(str(exc))
+            return
+        if len(info["sources"]) > MAX_STEMS:
+            self._engine_failed(f"{info['model']} has {len(info['sources'])} stems; at most {MAX_STEMS} are supported")
+            return
+        self.sources = list(info["sources"])
+        self.model_name = info["model"]
+        self.refine_modes = {s: e.refine_default for s in self.sources}
+        self._ready_since = time.monotonic()
+        self._check_latency(info, latency, rate)
+
+    def _check_latency(self, info: dict[str, Any], latency: int, rate: int) -> None:
+        need = info["latency_frames"] + MAX_BLOCK // 32 + round(self.config.audio.dry_crossfade_ms * rate / 1000)
+        if latency < need:
+            log.warning(
+                "[audio] latency_ms = %g is below what %s needs before compute time (%.0f ms: streaming "
+                "delay %.0f ms + one period + the dry crossfade); the output will mostly stay dry — raise it",
+                self.config.audio.latency_ms, self.model_name, 1000 * need / rate,
+                1000 * info["latency_frames"] / rate,
+            )
+
+    def _engine_failed(self, reason: str) -> None:
+        """No model: run dry (the music keeps playing) and say why, once; no restart loop."""
+        self.engine_error = reason
+        log.error("engine unavailable, running dry: %s", reason)
+        if self.engine is not None:
+            self.engine.stop()
+        self.engine = None
+        self.sources = []
+        self.session.realtime = False
+
+    def _make_mixer(self, rate: int) -> Mixer:
+        m, t = self.config.mixer, self.config.transport
+        mixer = Mixer(self.sources, rate, MAX_BLOCK, ramp_ms=m.ramp_ms, bpm=t.bpm, fade_beats=m.fade_beats,
+                      max_gain_db=m.max_gain_db)
+        if self.config.state.restore and self.sources:
+            restored = mixer_state.restore(self.state_dir, mixer)
+            if restored:
+                log.info("restored the saved mixer state (%d settings)", restored)
+        self._saved_version = mixer.version
+        return mixer
+
+    def _start_osc(self) -> None:
+        if not self.config.osc.enabled or importlib.util.find_spec("stemd.control.osc.server") is None:
+            return
+        from stemd.control.osc.server import OscServer
+
+        try:
+            self.osc = OscServer(self.session, self.config.osc, self.state_dir).start()
+        except OSError as exc:
+            log.error("OSC server not started on %s:%d: %s", self.config.osc.host, self.config.osc.port, exc)
+
+    def _refine(self, command: Command) -> None:
+        stems = self.sources if command.stem == ALL else [command.stem]
+        for stem in stems:
+            self.refine_modes[stem] = command.mode
+            if self.engine is not None:
+                self.engine.send("refine", stem, command.mode)
+
+    # ---- supervision ------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Supervise until SIGTERM/SIGINT or `stop()`."""
+        while not self.stopping.wait(TICK_S):
+            self.tick()
+
+    def install_signal_handlers(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self.stopping.set())
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        if self.jack.server_gone.is_set():
+            self._reconnect(now)
+        self._supervise_engine(now)
+        if self.state not in ("waiting for JACK",):
+            self.state = self._running_state()
+        if now >= self._next_housekeeping:
+            self._next_housekeeping = now + HOUSEKEEPING_S
+            self.jack.remember_connections()
+            self._save_state()
+        interval = self.notifier.watchdog_interval_s
+        if interval is not None and now >= self._next_watchdog:
+            self._next_watchdog = now + interval
+            self.notifier.watchdog(self.status_line())
+
+    def _running_state(self) -> str:
+        if self.dry_only:
+            return "running (dry: engine.model = dry)"
+        if self.engine is None:
+            return "running dry (engine failed)"
+        if not self.engine.ready:
+            return "running dry (engine restarting)"
+        return "running" if self.jack.path.stats.wet else "running dry (engine late)"
+
+    def _supervise_engine(self, now: float) -> None:
+        engine = self.engine
+        if engine is None:
+            return
+        for message in engine.messages():
+            kind = message[0]
+            if kind == "ready":
+                self._engine_ready(message[1], now)
+            elif kind == "failed":
+                self._engine_failed(message[1])
+                return
+            elif kind == "error":
+                log.warning("engine: %s", message[1])
+            elif kind == "refined":
+                log.info("refiner for %s: %s", message[1], message[2])
+        if self._restart_at is not None:
+            if now >= self._restart_at:
+                self._restart_at = None
+                engine.start()
+            return
+        if not engine.alive:
+            self._schedule_restart(now, f"exited with code {engine.process.exitcode if engine.process else None}")
+        elif engine.ready and now - engine.stats.get("heartbeat") > HANG_S:
+            engine.process.kill()
+            self._schedule_restart(now, f"no heartbeat for {HANG_S:.0f} s")
+
+    def _schedule_restart(self, now: float, why: str) -> None:
+        if now - self._ready_since > STABLE_S:
+            self._restart_index = 0
+        delay = RESTART_DELAYS_S[min(self._restart_index, len(RESTART_DELAYS_S) - 1)]
+        self._restart_index += 1
+        log.error("engine worker %s; playing dry, restarting in %.1f s", why, delay)
+        self.engine.stop(timeout=1.0)
+        self._restart_at = now + delay
+
+    def _engine_ready(self, info: dict[str, Any], now: float) -> None:
+        if list(info["sources"]) != self.sources:
+            self._engine_failed(f"the restarted engine has stems {info['sources']}, not {self.sources}")
+            return
+        self._ready_since = now
+        log.info("engine worker back (pid %d); separation resumes", info["pid"])
+        for stem, mode in self.refine_modes.items():
+            if mode != self.config.engine.refine_default:
+                self.engine.send("refine", stem, mode)
+
+    def _reconnect(self, now: float) -> None:
+        if now < self._next_reconnect:
+            return
+        if self.state != "waiting for JACK":
+            log.warning("JACK server gone; playing nothing until it is back (retrying every %.1f s)",
+                        self.config.jack.reconnect_interval_s)
+            self.jack.close()
+            self.state = "waiting for JACK"
+        self._next_reconnect = now + self.config.jack.reconnect_interval_s
+        try:
+            client = self.jack.open()
+        except jack.JackOpenError:
+            return
+        if client.samplerate != self.rate:
+            log.warning("JACK rate changed from %d to %d Hz; rebuilding the audio path", self.rate, client.samplerate)
+            self._save_state()
+            self._teardown_engine()
+            self._build(client.samplerate)
+        self.jack.connect()
+        self.state = self._running_state()
+        log.info("reconnected to JACK; ports, connections and mixer state restored")
+
+    # ---- state and status -------------------------------------------------------------------------
+
+    def _save_state(self) -> None:
+        mixer = self.session.mixer
+        if not self.sources or mixer.version == self._saved_version:
+            return
+        try:
+            mixer_state.save(self.state_dir, mixer)
+            self._saved_version = mixer.version
+        except OSError as exc:
+            log.warning("cannot save the mixer state to %s: %s", self.state_dir, exc)
+
+    def stats(self) -> dict[str, Any]:
+        """Daemon figures for `stemd status` (Session.snapshot includes them)."""
+        path = self.jack.path if self.jack is not None else None
+        out: dict[str, Any] = {"state": self.state, "model": self.model_name, "rate": self.rate}
+        if path is not None:
+            p = path.stats
+            client = self.jack.client
+            out.update(
+                output="separated" if p.wet else "dry",
+                latency_ms=1000.0 * path.latency / self.rate, latency_frames=path.latency,
+                period=client.blocksize if client is not None and not self.jack.server_gone.is_set() else None,
+                xruns=self.jack.xruns.count, underruns=p.underruns, hard_switches=p.hard_switches,
+                periods=p.periods,
+            )
+        engine = self.engine
+        out["engine"] = {"error": self.engine_error}
+        if engine is not None:
+            w = engine.stats
+            margin = path.take_min_margin() if path is not None else -1
+            out["engine"].update(
+                loaded=engine.ready, pid=int(w.get("pid")), starts=engine.starts,
+                restarts=max(0, engine.starts - 1), rtf=w.get("rtf"), compute_ms=w.get("compute_ms"),
+                streaming_latency_ms=1000.0 * w.get("latency_frames") / self.rate,
+                headroom_ms=1000.0 * margin / self.rate if margin >= 0 else None,
+                backlog_ms=1000.0 * (self.in_ring.written - self.in_ring.read) / self.rate,
+                resyncs=int(w.get("resyncs")),
+            )
+        return out
+
+    def status_line(self) -> str:
+        s = self.stats()
+        rtf = s["engine"].get("rtf")
+        return (f"{s['state']}; model {s['model']}; latency {s.get('latency_ms', 0):.0f} ms; "
+                f"xruns {s.get('xruns', 0)}; underruns {s.get('underruns', 0)}"
+                + (f"; engine RTF {rtf:.2f}" if rtf else ""))
+
+    # ---- stop -------------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Clean shutdown (idempotent): state saved, OSC, JACK, worker and shared memory released."""
+        self.stopping.set()
+        self.notifier.stopping()
+        if self.osc is not None:
+            self.osc.stop()
+            self.osc = None
+        if self.jack is not None:
+            self.jack.close()
+        self._save_state()
+        self._teardown_engine()
+
+    def _teardown_engine(self) -> None:
+        if self.engine is not None:
+            self.engine.stop()
+            self.engine = None
+        for ring in (self.in_ring, self.stem_ring, self.mic_ring):
+            if ring is not None:
+                ring.close()
+        self.in_ring = self.stem_ring = self.mic_ring = None

@@ -1,0 +1,168 @@
+"""The JACK client `stemd`: ports, connections, latency reporting, xruns and the process callback.
+
+One `JackIO` lives as long as the daemon; each connection to a JACK server is a fresh
+`jack.Client` made by `connect()`. The audio state (`AudioPath`: rings, dry delay, mixer, counters)
+is not tied to a client, so after a server restart the new client resumes with the same frame count,
+mixer state and rings, and the ports are re-created with the connections they had.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Protocol, Sequence
+
+import jack
+
+from stemd.daemon.audio_path import AudioPath
+from stemd.daemon.jack_latency import LatencyReporter
+
+log = logging.getLogger(__name__)
+
+
+class RtHook(Protocol):
+    """Something else that runs inside the process callback (JACK MIDI, transport)."""
+
+    def register(self, client: jack.Client) -> None:
+        """Create its ports on a new client (called before every activate)."""
+
+    def process(self, frames: int) -> None:
+        """RT-safe work at the top of every period."""
+
+
+@dataclass
+class PortPlan:
+    """Which ports exist and what they connect to by default (from config [jack])."""
+
+    stems: Sequence[str] = ()
+    stem_ports: bool = False
+    mic: bool = False
+    connect_inputs: Sequence[str] = ()
+    connect_outputs: Sequence[str] = ()
+    connect_mic: str = ""
+
+    def defaults(self) -> dict[str, list[str]]:
+        """port short name -> peer port names, from the config lists."""
+        plan: dict[str, list[str]] = {}
+        for short, peer in zip(("in_L", "in_R"), self.connect_inputs):
+            plan.setdefault(short, []).append(peer)
+        for short, peer in zip(("out_L", "out_R"), self.connect_outputs):
+            plan.setdefault(short, []).append(peer)
+        if self.mic and self.connect_mic:
+            plan["mic"] = [self.connect_mic]
+        return plan
+
+
+@dataclass
+class XrunCounter:
+    count: int = 0
+    last_delay_us: float = 0.0
+
+    def __call__(self, delayed_usecs: float) -> None:
+        self.count += 1
+        self.last_delay_us = delayed_usecs
+
+
+@dataclass
+class JackIO:
+    path: AudioPath
+    plan: PortPlan
+    name: str = "stemd"
+    server: str | None = None
+    client: jack.Client | None = None
+    xruns: XrunCounter = field(default_factory=XrunCounter)
+    server_gone: threading.Event = field(default_factory=threading.Event)
+    hooks: list[RtHook] = field(default_factory=list)
+    connections: dict[str, list[str]] = field(default_factory=dict)
+    callback_errors: int = 0
+    last_error: Exception | None = None
+
+    def add_rt_hook(self, hook: RtHook) -> None:
+        """Run `hook` in every period from the next connect on (MIDI, transport)."""
+        self.hooks.append(hook)
+
+    # ---- connection lifecycle (control thread) -------------------------------------------------
+
+    def open(self) -> jack.Client:
+        """Open a client without activating it (to learn the rate before the engine starts)."""
+        self.client = jack.Client(self.name, servername=self.server or None, no_start_server=True)
+        self.server_gone.clear()
+        return self.client
+
+    def connect(self) -> None:
+        """Ports, callbacks, hooks, activate, then the remembered connections (or config defaults)."""
+        client = self.client or self.open()
+        plan = self.plan
+        self._in = (client.inports.register("in_L"), client.inports.register("in_R"))
+        self._out = (client.outports.register("out_L"), client.outports.register("out_R"))
+        self._mic = client.inports.register("mic") if plan.mic else None
+        self._stem_ports = [
+            client.outports.register(f"{stem}_{side}")
+            for stem in (plan.stems if plan.stem_ports else ()) for side in "LR"
+        ]
+        self._stem_bufs = [None] * len(self._stem_ports)
+        self._latency = LatencyReporter(
+            client, self._in, [*self._out, *self._stem_ports], self.path.latency,
+            unrelated=[self._mic] if self._mic is not None else [],
+        )
+        client.set_process_callback(self._process)
+        client.set_xrun_callback(self.xruns)
+        client.set_shutdown_callback(self._shutdown)
+        for hook in self.hooks:
+            hook.register(client)
+        client.activate()
+        self._restore(self.connections or plan.defaults())
+        self.remember_connections()
+
+    def _restore(self, wanted: dict[str, list[str]]) -> None:
+        for short, peers in wanted.items():
+            port = self.client.get_port_by_name(f"{self.client.name}:{short}")
+            for peer in peers:
+                try:
+                    if port.is_input:
+                        self.client.connect(peer, port)
+                    else:
+                        self.client.connect(port, peer)
+                except jack.JackError as exc:
+                    log.warning("cannot connect %s to %s (%s); skipped", port.name, peer, exc)
+
+    def remember_connections(self) -> None:
+        """Snapshot our ports' connections, to put them back after a server restart."""
+        if self.client is None or self.server_gone.is_set():
+            return
+        ports = [*self._in, *self._out, *self._stem_ports, *([self._mic] if self._mic else [])]
+        self.connections = {p.shortname: [c.name for c in self.client.get_all_connections(p)] for p in ports}
+
+    def close(self) -> None:
+        client, self.client = self.client, None
+        if client is None:
+            return
+        try:
+            if not self.server_gone.is_set():
+                client.deactivate()
+            client.close()
+        except jack.JackError as exc:
+            log.debug("closing the JACK client: %s", exc)
+
+    def _shutdown(self, status: jack.Status, reason: str) -> None:
+        """JACK thread, async-signal context: only raise the flag; the app reconnects."""
+        self.server_gone.set()
+
+    # ---- real-time ----------------------------------------------------------------------------
+
+    def _process(self, frames: int) -> None:
+        try:
+            for hook in self.hooks:
+                hook.process(frames)
+            bufs = self._stem_bufs
+            for i, port in enumerate(self._stem_ports):
+                bufs[i] = port.get_array()
+            self.path.process(
+                self._in[0].get_array(), self._in[1].get_array(),
+                self._mic.get_array() if self._mic is not None else None,
+                self._out[0].get_array(), self._out[1].get_array(), bufs,
+            )
+        except Exception as exc:  # noqa: BLE001 — a raise here would make JACK drop the client
+            self.callback_errors += 1
+            self.last_error = exc

@@ -1,0 +1,99 @@
+"""Test instruments on a real JACK server: a player that plays a signal into ports and a recorder
+that records ports, both stamped with JACK's absolute frame time so delays are measured exactly."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+
+
+class Player:
+    """Plays `signal[2, N]` once (then silence) from two output ports, starting at `play()`."""
+
+    def __init__(self, jackd, signal: np.ndarray, name: str = "player", loop: bool = False) -> None:
+        self.signal = np.ascontiguousarray(signal, dtype=np.float32)
+        self.loop = loop
+        self.client = jackd.client(name)
+        self.ports = [self.client.outports.register(f"out_{c}") for c in "LR"]
+        self.pos = -1  # -1: not playing yet
+        self.start_frame: int | None = None
+        self.client.set_process_callback(self._process)
+        self.client.activate()
+
+    def _process(self, n: int) -> None:
+        outs = [p.get_array() for p in self.ports]
+        length = self.signal.shape[1]
+        if self.pos < 0 or (self.pos >= length and not self.loop):
+            for o in outs:
+                o.fill(0.0)
+            return
+        if self.start_frame is None:
+            self.start_frame = self.client.last_frame_time
+        idx = (np.arange(self.pos, self.pos + n) % length) if self.loop else slice(self.pos, self.pos + n)
+        chunk = self.signal[:, idx]
+        for c, o in enumerate(outs):
+            o[:chunk.shape[1]] = chunk[c]
+            o[chunk.shape[1]:] = 0.0
+        self.pos += n
+
+    def play(self) -> None:
+        self.pos = 0
+
+    def connect(self, *targets: str) -> None:
+        for port, target in zip(self.ports, targets):
+            self.client.connect(port, target)
+
+    @property
+    def done(self) -> bool:
+        return self.pos >= self.signal.shape[1]
+
+    def close(self) -> None:
+        self.client.deactivate()
+        self.client.close()
+
+
+class Recorder:
+    """Records `channels` input ports into a preallocated buffer of `seconds`."""
+
+    def __init__(self, jackd, channels: int, seconds: float, name: str = "recorder") -> None:
+        self.client = jackd.client(name)
+        self.ports = [self.client.inports.register(f"in_{i}") for i in range(channels)]
+        self.data = np.zeros((channels, round(seconds * self.client.samplerate)), np.float32)
+        self.pos = 0
+        self.start_frame: int | None = None
+        self.recording = threading.Event()
+        self.client.set_process_callback(self._process)
+        self.client.activate()
+
+    def _process(self, n: int) -> None:
+        if not self.recording.is_set() or self.pos >= self.data.shape[1]:
+            return
+        if self.start_frame is None:
+            self.start_frame = self.client.last_frame_time
+        m = min(n, self.data.shape[1] - self.pos)
+        for c, p in enumerate(self.ports):
+            self.data[c, self.pos:self.pos + m] = p.get_array()[:m]
+        self.pos += m
+
+    def connect(self, *sources: str) -> None:
+        for port, source in zip(self.ports, sources):
+            self.client.connect(source, port)
+
+    def start(self) -> None:
+        self.recording.set()
+
+    @property
+    def full(self) -> bool:
+        return self.pos >= self.data.shape[1]
+
+    def wait_full(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.full and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert self.full, f"recorded {self.pos} of {self.data.shape[1]} frames in {timeout} s"
+
+    def close(self) -> None:
+        self.client.deactivate()
+        self.client.close()
