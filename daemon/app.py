@@ -88,6 +88,7 @@ class Daemon:
         self._next_watchdog = 0.0
         self._next_reconnect = 0.0
         self._saved_version = -1
+        self._logged_errors = 0
 
     # ---- start ----------------------------------------------------------------------------------
 
@@ -102,7 +103,10 @@ class Daemon:
         if self.stopping.is_set():
             return self
         self._build(self.jack.client.samplerate)
-        self.session.on(Action.REFINE, self._refine)
+        if self.stopping.is_set():
+            return self
+        if self.sources and importlib.util.find_spec("stemd.engines.refine") is not None:
+            self.session.on(Action.REFINE, self._refine)
         self.jack.connect()
         self._start_osc()
         self.state = self._running_state()
@@ -160,9 +164,11 @@ class Daemon:
         self.notifier.notify(f"STATUS=loading {self.model_name}")
         self.engine.start()
         try:
-            info = self.engine.wait_ready(LOAD_TIMEOUT_S)
+            info = self.engine.wait_ready(LOAD_TIMEOUT_S, cancel=self.stopping)
         except EngineFailed as exc:
             self._engine_failed(str(exc))
+            return
+        if info is None:  # asked to stop while loading
             return
         if len(info["sources"]) > MAX_STEMS:
             self._engine_failed(f"{info['model']} has {len(info['sources'])} stems; at most {MAX_STEMS} are supported")
@@ -237,6 +243,9 @@ class Daemon:
         if self.jack.server_gone.is_set():
             self._reconnect(now)
         self._supervise_engine(now)
+        if self.jack.callback_errors != self._logged_errors:
+            self._logged_errors = self.jack.callback_errors
+            log.error("process callback failed (%d so far): %r", self._logged_errors, self.jack.last_error)
         if self.state not in ("waiting for JACK",):
             self.state = self._running_state()
         if now >= self._next_housekeeping:
@@ -347,6 +356,7 @@ class Daemon:
                 output="separated" if p.wet else "dry",
                 latency_ms=1000.0 * path.latency / self.rate, latency_frames=path.latency,
                 period=client.blocksize if client is not None and not self.jack.server_gone.is_set() else None,
+                dsp_load=client.cpu_load() if client is not None and not self.jack.server_gone.is_set() else None,
                 xruns=self.jack.xruns.count, underruns=p.underruns, hard_switches=p.hard_switches,
                 periods=p.periods,
             )

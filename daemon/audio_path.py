@@ -6,8 +6,8 @@ Per period of n frames starting at absolute frame t:
 2. the stems of input frames [t - L, t - L + n) are taken from the stem ring — the worker writes stem
    frame p as the separation of input frame p, so this is exact alignment with the dry path;
 3. the mixer turns them into the mix (and the per-stem outputs);
-4. if the stems are not there, or there is too little of them queued to finish a crossfade should
-   the worker stop now, the output fades to the delayed dry signal and the period counts as an
+4. if the stems are not there, or fewer are queued than a whole crossfade (plus one period) needs
+   should the worker stop now, the output fades to the delayed dry signal and the period counts as an
    underrun. Because the stem ring still holds the stems already computed, a worker that stalls or
    dies leaves `margin` frames to fade out on — the fade never needs audio that does not exist.
 
@@ -129,7 +129,9 @@ class AudioPath:
             v.stems.fill(0.0)
         self.mixer.process(v.stems, v.mix, v.heard if self.stem_outputs else None)
 
-        target = 1.0 if have and margin >= self.crossfade else 0.0
+        # Stay separated only while a whole fade-out fits in what is queued: the margin shrinks by at
+        # most n per period, so a fade that starts below `crossfade + n` still has its audio.
+        target = 1.0 if have and margin >= self.crossfade + n else 0.0
         if target == 0.0:
             stats.underruns += 1
             if not have and self._gain > 0.0:

@@ -19,6 +19,7 @@ import multiprocessing as mp
 import os
 import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -234,10 +235,11 @@ class EngineProcess:
             pass  # the worker died; `alive` says so
         return out
 
-    def wait_ready(self, timeout: float) -> dict[str, Any]:
-        """Block until the model is loaded; EngineFailed when loading fails, dies or takes too long."""
+    def wait_ready(self, timeout: float, cancel: threading.Event | None = None) -> dict[str, Any] | None:
+        """Block until the model is loaded (None when `cancel` is set first); EngineFailed when loading
+        fails, dies or takes too long."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not (cancel is not None and cancel.is_set()):
             for message in self.messages():
                 if message[0] == "failed":
                     raise EngineFailed(message[1])
@@ -245,8 +247,9 @@ class EngineProcess:
                 return self.info
             if not self.alive:
                 raise EngineFailed(f"the engine process exited with code {self.process.exitcode} while loading")
-            if self.conn.poll(0.05):
-                continue
+            self.conn.poll(0.05)
+        if cancel is not None and cancel.is_set():
+            return None
         raise EngineFailed(f"the model did not load within {timeout:.0f} s")
 
     def send(self, *message: Any) -> bool:

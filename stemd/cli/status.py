@@ -1,0 +1,75 @@
+"""`stemd status`: ask the running daemon over OSC (/stemd/status) and print what it says."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from stemd.config import ConfigError, load_config
+from stemd.control.osc.client import NoReply, connect_host, status
+
+HELP = ("Print the running daemon's state: output (separated or dry), latency, xruns, underruns, the "
+        "engine's real-time factor and the mixer. Exit status 2 when no daemon answers.")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="config file for [osc] host and port (default: built-in defaults)")
+    parser.add_argument("--host", help="daemon address (default: [osc] host)")
+    parser.add_argument("--port", type=int, help="daemon UDP port (default: [osc] port)")
+    parser.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for the answer")
+    parser.add_argument("--json", action="store_true", help="print the raw JSON state")
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} ms"
+
+
+def _mixer(state: dict[str, Any]) -> str:
+    words = []
+    for stem, s in state.get("stems", {}).items():
+        marks = [m for m, on in (("muted", s["muted"]), ("solo", s["soloed"])) if on]
+        if s["gain_db"]:
+            marks.append(f"{s['gain_db']:+.1f} dB")
+        words.append(f"{stem}" + (f" ({', '.join(marks)})" if marks else ""))
+    master = f"; master {state['master_db']:+.1f} dB" if state.get("master_db") else ""
+    return (", ".join(words) or "no stems (dry)") + master
+
+
+def render(state: dict[str, Any]) -> str:
+    d = state.get("daemon", {})
+    e = d.get("engine", {})
+    rows = [
+        ("state", d.get("state", "?")),
+        ("model", state.get("model", "?")),
+        ("output", d.get("output", "?")),
+        ("latency", f"{_ms(d.get('latency_ms'))} ({d.get('latency_frames')} frames @ {d.get('rate')} Hz, "
+                    f"period {d.get('period')})"),
+        ("xruns", str(d.get("xruns", "-"))),
+        ("underruns", f"{d.get('underruns', '-')} periods played dry for lack of stems"),
+    ]
+    if e.get("error"):
+        rows.append(("engine", f"unavailable: {e['error']}"))
+    elif "rtf" in e:
+        rows.append(("engine", f"RTF {e['rtf']:.2f}, compute {_ms(e.get('compute_ms'))}/block, "
+                               f"headroom {_ms(e.get('headroom_ms'))}, backlog {_ms(e.get('backlog_ms'))}, "
+                               f"restarts {e.get('restarts', 0)}, pid {e.get('pid')}"))
+    rows.append(("mixer", _mixer(state)))
+    return "\n".join(f"{k:<10} {v}" for k, v in rows)
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        osc = load_config(args.config).osc
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    host, port = args.host or connect_host(osc.host), args.port or osc.port
+    try:
+        state = status(host, port, args.timeout)
+    except (NoReply, OSError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(state, indent=1) if args.json else render(state))
+    return 0

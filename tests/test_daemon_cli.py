@@ -1,0 +1,73 @@
+"""`stemd run` as systemd runs it (Type=notify, watchdog, SIGTERM) and `stemd status` against it."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from stemd.cli.status import render
+from stemd.control.osc.client import status
+
+pytestmark = pytest.mark.jack
+
+
+def free_udp_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def notifications(sock, until, timeout):
+    """Datagrams received until one contains `until`."""
+    got = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            got.append(sock.recv(4096).decode())
+        except socket.timeout:
+            break
+        if until in got[-1]:
+            return got
+    raise AssertionError(f"no {until} within {timeout} s; got {got}")
+
+
+def test_run_notifies_systemd_answers_status_and_stops_cleanly_on_sigterm(jackd, tmp_path):
+    port = free_udp_port()
+    config = tmp_path / "stemd.toml"
+    config.write_text(
+        f'[engine]\nmodel = "dry"\n[jack]\nserver_name = "{jackd.name}"\nconnect_inputs = []\n'
+        f'connect_outputs = []\n[osc]\nport = {port}\n[voice]\nenabled = false\n'
+        f'[state]\ndir = "{tmp_path / "state"}"\n'
+    )
+    notify_path = str(tmp_path / "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(notify_path)
+    env = dict(os.environ, NOTIFY_SOCKET=notify_path, WATCHDOG_USEC="400000")
+    daemon = subprocess.Popen([sys.executable, "-m", "stemd", "run", "--config", str(config)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        ready = notifications(sock, "READY=1", 30)
+        assert "STATUS=running" in ready[-1]
+        assert any("WATCHDOG=1" in m for m in notifications(sock, "WATCHDOG=1", 5))
+
+        state = status("127.0.0.1", port, timeout=5)
+        assert state["daemon"]["state"].startswith("running")
+        assert state["daemon"]["latency_ms"] == pytest.approx(200.0)
+        assert state["daemon"]["xruns"] >= 0 and state["daemon"]["underruns"] == 0
+        text = render(state)
+        assert "latency" in text and "200.0 ms" in text and "xruns" in text
+
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(15) == 0
+        assert any("STOPPING=1" in m for m in notifications(sock, "STOPPING=1", 2))
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+        output = daemon.communicate()[0]
+        sock.close()
+    assert "Traceback" not in output, output
