@@ -43,7 +43,7 @@ class Unclear(Exception):
         super().__init__(reason)
         self.reason = reason
         self.text = text
-        self.unknown_words = unknown_words  # only these may go to the semantic layer
+        self.unknown_words = unknown_words  # only these may go to the semantic layer (see parser.py)
 
 
 @dataclass(frozen=True)
@@ -133,7 +133,7 @@ def _in_context(token: Token, before: list[Token]) -> Token:
     """Words whose meaning depends on the word before: "beat" (drums or a unit), "but", "without"."""
     prev = next((t for t in reversed(before) if t.kind != "filler" or t.text in ("a", "an")), None)
     if token.text in ("beat", "beats"):
-        if prev is not None and (prev.kind == "num" or prev.text in ("a", "an")):
+        if token.text == "beats" or prev is not None and (prev.kind == "num" or prev.text in ("a", "an")):
             return Token("unit", "beat", token.text)
         return Token("stem", "drums", token.text)
     if token.kind == "except" and (prev is None or prev.kind != "all" and prev.value != "reset"):
@@ -167,11 +167,28 @@ def split_clauses(tokens: Sequence[Token]) -> list[Clause]:
                 close()  # "vocals up | drums down"
             elif tok.kind == "verb" and tok.value not in ("set", "up", "down") and (leading or trailing):
                 close()  # "drop the vocals | bring in the bass"
-            elif tok.kind == "verb" and leading and any(t.kind == "verb" for t in content[:first_t]):
-                close()
         cur.append(tok)
     close()
-    return clauses
+    return _merge_lists(clauses)
+
+
+def _merge_lists(clauses: list[Clause]) -> list[Clause]:
+    """Join a clause without a verb to the one before: "mute the vocals and the drums", "fade out the
+    vocals and the drums over 4 beats" (the length belongs to both). Kept apart when both carry
+    numbers ("vocals up 3 dB and bass 2 dB"): the second then repeats the action with its own amount."""
+    merged: list[Clause] = []
+    for clause in clauses:
+        roles = {_role(t) for t in clause.tokens if t.kind != "filler"}
+        has_num = any(t.kind == "num" for t in clause.tokens)
+        if not roles and not has_num:
+            continue  # filler only ("the.", "please,")
+        if merged and "V" not in roles and "X" not in roles:
+            prev = merged[-1]
+            if not (has_num and any(t.kind == "num" for t in prev.tokens)):
+                prev.tokens.extend(clause.tokens)
+                continue
+        merged.append(clause)
+    return merged
 
 
 def _role(tok: Token) -> str:
@@ -189,18 +206,15 @@ def parse_clauses(text: str, settings: Settings = Settings()) -> list[ClauseResu
     results: list[ClauseResult] = []
     previous: _Template | None = None
     for clause in split_clauses(tokenize(text)):
-        content = [t for t in clause.tokens if t.kind != "filler"]
-        if not content:
-            continue
         try:
-            intents, previous = _interpret(content, previous, settings)
-            results.append(ClauseResult(clause.text, content, intents))
+            intents, previous = _interpret(clause.tokens, previous, settings)
+            results.append(ClauseResult(clause.text, clause.tokens, intents))
         except Unclear as exc:
             exc.text = clause.text
-            results.append(ClauseResult(clause.text, content, unclear=exc))
+            results.append(ClauseResult(clause.text, clause.tokens, unclear=exc))
             previous = None
         except CommandError as exc:
-            results.append(ClauseResult(clause.text, content, unclear=Unclear(str(exc), clause.text)))
+            results.append(ClauseResult(clause.text, clause.tokens, unclear=Unclear(str(exc), clause.text)))
             previous = None
     return results
 
@@ -223,6 +237,7 @@ class _Template:
     action: str  # the clause's action ("up"), which may differ from the command's ("gain")
     command: str
     fields: tuple[tuple[str, object], ...]
+    targets: tuple[Token, ...] = ()  # what "it"/"them" in the next clause refers to
 
 
 @dataclass
@@ -236,6 +251,7 @@ class _Parts:
     multiplier: float
     objects: set[str]
     special: list[str]
+    all_tokens: list[Token]
 
 
 def _collect(content: list[Token], settings: Settings) -> _Parts:
@@ -245,7 +261,7 @@ def _collect(content: list[Token], settings: Settings) -> _Parts:
     for t in content:
         if t.kind == "ambiguous":
             raise Unclear(str(t.value))
-    parts = _Parts([], [], [], [], [], False, 1.0, set(), [])
+    parts = _Parts([], [], [], [], [], False, 1.0, set(), [], list(content))
     seen_except = False
     for idx, t in enumerate(content):
         if t.kind == "verb":
@@ -268,7 +284,7 @@ def _collect(content: list[Token], settings: Settings) -> _Parts:
         elif t.kind == "unit":
             prev = content[idx - 1] if idx else None
             if prev is None or prev.kind != "num":
-                if t.text.endswith("s") and t.value != "bpm" and t.text != "beats per minute":
+                if t.value == "db" or t.text.endswith("s") and t.value != "bpm" and t.text != "beats per minute":
                     raise Unclear(f"how many {t.text}? say a number")
                 if t.value != "bpm":
                     parts.numbers.append((1.0, str(t.value)))
@@ -299,14 +315,15 @@ def _action(p: _Parts, previous: _Template | None) -> str:
         strong -= {"up", "down"}
     if "fade" in strong:
         strong.discard("fade")
-        if "up" in strong or weak_in:
+        first = next((t.text for t in p.weak if t.text in _IN_PARTICLES + _OUT_PARTICLES), None)
+        if "up" in strong or first in _IN_PARTICLES:
             strong = (strong - {"up"}) | {"fade_in"}
-        elif "down" in strong or weak_out:
+        elif "down" in strong or first in _OUT_PARTICLES:
             strong = (strong - {"down"}) | {"fade_out"}
         else:
             raise Unclear("fade in or out? say \"fade in the drums\" or \"fade out the vocals\"")
     if "reverb" in p.objects or "bleed" in p.objects:
-        adding = strong & {"up", "unmute"} or any(t.value == "unmute" for t in p.weak)
+        adding = strong & {"up", "unmute"} or any(t.text in ("add", "give me") for t in p.weak)
         if adding or not strong <= _REMOVING or not (strong or weak_out):
             raise Unclear("stemd can remove reverb or bleed from a stem, not add it")
         return "dereverb" if "reverb" in p.objects else "clean"
@@ -334,16 +351,23 @@ def _action(p: _Parts, previous: _Template | None) -> str:
         return previous.action
     if p.targets and p.numbers and all(u in ("db", None) for _, u in p.numbers):
         return "nudge"  # "drums -3 dB", "bass +2"
-    raise Unclear("no action: say what to do (mute, solo, bring in, louder, loop, fade ...)")
+    words = [t for t in p.all_tokens if t.kind == "filler"]
+    raise Unclear("no action: say what to do (mute, solo, bring in, louder, loop, fade ...)",
+                  unknown_words=len(words) >= 2)  # "let me hear the bass again": words the grammar skips
 
 
-def _interpret(content: list[Token], previous: _Template | None, s: Settings) -> tuple[list[Intent], _Template | None]:
+def _interpret(tokens: list[Token], previous: _Template | None, s: Settings) -> tuple[list[Intent], _Template | None]:
+    content = [t for t in tokens if t.kind != "filler"]
     p = _collect(content, s)
+    p.all_tokens = tokens
+    if previous is not None and previous.targets and any(t.kind == "it" for t in p.targets):
+        p.targets = [x for t in p.targets for x in (previous.targets if t.kind == "it" else (t,))]
     if p.special:
         if p.strong or p.targets or p.numbers or len(set(p.special)) > 1:
             raise Unclear(f"{' '.join(t.text for t in content)!r} mixes a mode with other words; say it alone")
         action = "mute" if p.special[0] == "instrumental" else "solo"
-        return [Intent(Command(action, stem="vocals"))], _Template(action, action, ())
+        vocals = Token("stem", "vocals", "vocals")
+        return [Intent(Command(action, stem="vocals"))], _Template(action, action, (), (vocals,))
     action = _action(p, previous)
     repeats = previous is not None and action == previous.action and not (p.strong or p.weak or p.objects)
     if repeats and not p.numbers and not p.excluded and previous is not None:
@@ -397,7 +421,7 @@ def _dispatch(action: str, p: _Parts, s: Settings) -> tuple[list[Intent], _Templ
 
 
 def _with_template(clause_action: str, action: str, fields: dict, targets: list[Token]) -> tuple[list[Intent], _Template]:
-    return _build(action, fields, targets), _Template(clause_action, action, tuple(fields.items()))
+    return _build(action, fields, targets), _Template(clause_action, action, tuple(fields.items()), tuple(targets))
 
 
 def _build(action: str, fields: dict, targets: list[Token]) -> list[Intent]:
@@ -497,12 +521,15 @@ def interpret_with_action(content: Sequence[Token], action: str, settings: Setti
 def masked_text(content: Sequence[Token]) -> str:
     """The clause with its stems replaced by "it", as the semantic layer's prototypes are written."""
     words: list[str] = []
+    masked = False
     for t in content:
-        if t.kind in ("stem", "instrument", "part", "all"):
+        if t.kind in ("stem", "instrument", "part", "all") and not masked:
             if words and words[-1] in ("the", "a"):
                 words.pop()
-            if not words or words[-1] != "it":
-                words.append("it")
+            words.append("it")
+            masked = True
+        elif t.kind in ("stem", "instrument", "part", "all"):
+            words.append(t.text)
         elif t.kind not in ("num", "unit"):
             words.append(t.text)
     return " ".join(words)

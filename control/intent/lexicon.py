@@ -108,7 +108,7 @@ _VERBS = {
     ),
     "up": (
         "up", "louder", "raise", "boost", "push", "crank", "bump", "more", "increase", "lift",
-        "turn up", "pump up", "bring up", "pump", "higher", "louder please",
+        "turn up", "pump up", "bring up", "pump", "louder please",
     ),
     "down": (
         "down", "quieter", "softer", "lower", "reduce", "less", "duck", "turn down", "bring down",
@@ -117,7 +117,7 @@ _VERBS = {
     "fade_in": ("fade in", "fade it in", "fades in", "faded in", "fade up", "swell in"),
     "fade_out": ("fade out", "fade it out", "fades out", "faded out", "fade away", "fade down"),
     "fade": ("fade", "fades"),
-    "loop": ("loop", "loops", "looping", "lube", "loup", "repeat", "freeze"),
+    "loop": ("loop", "loops", "looping", "lube", "loup", "repeat", "freeze", "on repeat", "on a loop"),
     "unloop": (
         "unloop", "un loop", "release", "stop looping", "stop the loop", "release the loop",
         "end the loop", "kill the loop", "unfreeze", "stop repeating", "cancel the loop",
@@ -160,6 +160,8 @@ _AMBIGUOUS = {
     "drop it": "\"drop it\" does not say which stem; name one (vocals, drums, bass, other)",
     "kill it": "\"kill it\" does not say which stem; name one",
     "take it out": "\"take it out\" does not say which stem; name one",
+    "higher": "\"higher\" can mean pitch or level; say louder or up",
+    "make it higher": "\"higher\" can mean pitch or level; say louder or up",
 }
 
 _OTHER = {
@@ -168,8 +170,8 @@ _OTHER = {
         "whole thing", "the whole thing", "master", "the master", "the track", "the song",
         "the music", "everybody", "every stem", "all of it", "it all", "everything all",
     ),
-    Entry("it"): ("it", "this", "that"),
-    Entry("sep"): ("and", "then", "and then", "also", "and also", "after that", "next", "plus", "and plus"),
+    Entry("it"): ("it", "this", "that", "them", "those", "these", "they"),
+    Entry("sep"): ("and", "then", "and then", "also", "and also", "after that", "plus", "and plus"),
     Entry("except"): (
         "except", "except for", "but", "apart from", "other than", "besides", "aside from",
         "excluding",
@@ -195,10 +197,10 @@ _OTHER = {
         "let's", "go", "ahead", "thanks", "thank", "thank you", "cheers", "yeah", "yes", "um",
         "uh", "er", "erm", "hmm", "quickly", "maybe", "of", "on", "with", "there", "stem",
         "stems", "channel", "channels", "part", "level", "volume", "for", "over", "across",
-        "by", "about", "around", "from", "in the mix", "the mix now", "stemd", "again",
+        "by", "about", "around", "from", "in the mix", "mix", "the mix now", "stemd", "again",
         "too", "as well", "real quick", "for me", "mate", "man", "dude", "kindly", "just a",
         "get", "make", "turn", "bring", "take", "go ahead and", "last", "the last", "for the next", "of the", "track", "sound", "sounds", "section", "immediately", "instantly", "gradually", "slowly", "smoothly", "nice and",
-        "is", "be", "are", "them", "they", "those", "these", "their", "its", "it's", "his",
+        "is", "be", "are", "their", "its", "it's", "his",
         "her", "he", "she", "ones", "line", "lines", "please and thank you", "okay so",
         "alright", "all right", "well", "actually", "just do", "do", "would you", "oh", "ah",
         "switch", "leave", "let's have", "have", "hear", "listen", "pattern", "put", "let",

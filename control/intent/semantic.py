@@ -25,8 +25,8 @@ import numpy as np
 
 Embed = Callable[[Sequence[str]], np.ndarray]
 REJECT = "reject"
-MIN_THRESHOLD = 0.35  # never accept below this, whatever the calibration says
-MARGIN = 0.03  # best action must beat the runner-up action by this much
+MIN_THRESHOLD = 0.5  # never accept below this, whatever the calibration says
+MARGINS = (0.03, 0.05, 0.08, 0.12)  # candidate lead of the best action over the runner-up
 
 PROTOTYPES: dict[str, tuple[str, ...]] = {
     "mute": (
@@ -35,8 +35,7 @@ PROTOTYPES: dict[str, tuple[str, ...]] = {
         "cut it out", "drop it out of the mix", "make it go away",
     ),
     "unmute": (
-        "unmute it", "bring it back in", "let me hear it again", "put it back in the mix",
-        "make it audible again", "switch it back on", "return it to the mix", "it can come back",
+        "unmute it", "bring it back in", "let me hear it again", "make it audible again", "switch it back on", "return it to the mix", "it can come back",
     ),
     "solo": (
         "solo it", "only play it", "play it on its own", "isolate it", "let me hear it alone",
@@ -51,17 +50,20 @@ PROTOTYPES: dict[str, tuple[str, ...]] = {
     "down": (
         "make it quieter", "turn it down", "lower its level", "it is too loud", "pull it back",
         "make it softer", "tone it down", "it is overpowering", "bring it down in the mix",
-        "make it less prominent",
+        "make it less prominent", "push it further back in the mix", "it is too much",
     ),
     "fade_in": ("fade it in", "slowly bring it in", "gradually bring it back", "ease it in", "let it come in slowly"),
-    "fade_out": ("fade it out", "slowly take it out", "gradually remove it", "ease it out", "let it die away"),
+    "fade_out": (
+        "fade it out", "slowly take it out", "gradually remove it", "ease it out", "let it die away",
+        "let it slowly fade away",
+    ),
     "loop": ("loop it", "repeat it", "keep repeating it", "put it on repeat", "freeze it", "hold it on a loop"),
     "unloop": ("stop looping it", "let it play normally again", "end the repeat", "take it off repeat"),
     "clean": ("clean it up", "remove the bleed from it", "make it cleaner", "reduce the artifacts in it"),
     "dereverb": ("remove the reverb from it", "make it dry", "take the echo off it", "less room sound on it"),
     "reset": (
         "reset", "back to the original mix", "start from scratch", "restore the full track", "undo everything",
-        "play the original song", "everything back to normal",
+        "everything back to normal", "put everything back the way it was",
     ),
     REJECT: (
         "what's the weather", "play the next song", "make it heavier", "add some reverb to it",
@@ -70,6 +72,9 @@ PROTOTYPES: dict[str, tuple[str, ...]] = {
         "more energy", "hello", "thank you", "is it working", "add a delay to it", "make it brighter",
         "pitch it up", "transpose it", "what song is this", "call my mom", "set an alarm",
         "open the door", "make it warmer", "make it punchier", "tell me a joke", "how are you",
+        "play something different", "what is playing", "make it sadder", "skip this track",
+        "make it sound like a guitar", "turn it into something else", "make it sound old", "copy it",
+        "make it higher in pitch", "make it lower in pitch", "make it wobble",
     ),
 }
 
@@ -89,6 +94,11 @@ CALIBRATION: tuple[tuple[str, str], ...] = (
     ("add some distortion", REJECT), ("double the speed", REJECT), ("make it happier", REJECT),
     ("what's your name", REJECT), ("turn it into a remix", REJECT), ("make it fatter", REJECT),
     ("more cowbell", REJECT), ("give it some swing", REJECT), ("where is the bathroom", REJECT),
+    ("make it sound like a telephone", REJECT), ("turn it into a techno track", REJECT), ("triple it", REJECT),
+    ("make it twice as long", REJECT), ("give it more character", REJECT), ("make it wider", REJECT),
+    ("make it sound like a piano", REJECT), ("put it in the left speaker", REJECT), ("make it shimmer", REJECT),
+    ("it sounds weird", REJECT), ("make it go up an octave", REJECT), ("can it be more funky", REJECT),
+    ("it has to go", "mute"), ("it's too much, pull it back", "down"), ("bring it back to the mix", "unmute"),
 )
 
 
@@ -120,6 +130,7 @@ class SemanticLayer:
         self._matrix = embed(self._phrases)
         self.calibration = calibrate(self, CALIBRATION) if threshold <= 0 else None
         self.threshold = threshold if threshold > 0 else self.calibration["threshold"]
+        self.margin = MARGINS[0] if self.calibration is None else self.calibration["margin"]
 
     def scores(self, texts: Sequence[str]) -> list[tuple[str, float, float, str]]:
         """Per text: (best class, best score, best score of a different non-reject class, prototype)."""
@@ -139,19 +150,30 @@ class SemanticLayer:
     def classify(self, text: str, threshold: float | None = None) -> Match:
         top, score, runner, proto = self.scores([text])[0]
         t = self.threshold if threshold is None else threshold
-        ok = top != REJECT and score >= t and score - runner >= MARGIN
+        ok = top != REJECT and score >= t and score - runner >= self.margin
         return Match(top if ok else None, top, score, runner, t, proto)
 
 
 def calibrate(layer: SemanticLayer, labelled: Sequence[tuple[str, str]]) -> dict[str, Any]:
-    """Lowest threshold at which no labelled phrase gets a wrong action; recall of the rest at it."""
+    """The (threshold, margin) pair with the best recall at which no labelled phrase gets a wrong action.
+
+    For each candidate margin the threshold is set just above the highest-scoring phrase that would
+    be accepted with a wrong action; the pair that then accepts the most correct phrases wins.
+    """
     scored = layer.scores([text for text, _ in labelled])
-    bad = [s for (top, s, r, _), (_, want) in zip(scored, labelled) if top != REJECT and top != want and s - r >= MARGIN]
-    threshold = max([MIN_THRESHOLD] + [s + 0.01 for s in bad])
-    wanted = [(top, s, r) for (top, s, r, _), (_, want) in zip(scored, labelled) if want != REJECT and top == want]
-    accepted = sum(1 for _, s, r in wanted if s >= threshold and s - r >= MARGIN)
     positives = sum(1 for _, want in labelled if want != REJECT)
-    return {"threshold": round(threshold, 4), "recall": accepted / positives, "positives": positives,
+    best: dict[str, Any] | None = None
+    for margin in MARGINS:
+        bad = [s for (top, s, r, _), (_, want) in zip(scored, labelled) if top not in (REJECT, want) and s - r >= margin]
+        threshold = max([MIN_THRESHOLD] + [s + 0.01 for s in bad])
+        accepted = sum(
+            1 for (top, s, r, _), (_, want) in zip(scored, labelled)
+            if top == want != REJECT and s >= threshold and s - r >= margin
+        )
+        if best is None or accepted > best["accepted"]:
+            best = {"threshold": round(threshold, 4), "margin": margin, "accepted": accepted}
+    assert best is not None
+    return {**best, "recall": best["accepted"] / positives, "positives": positives,
             "negatives": len(labelled) - positives}
 
 
@@ -182,6 +204,7 @@ class SemanticChoice:
         self._layer: SemanticLayer | None = choice if isinstance(choice, SemanticLayer) else None
         self._clap = None
         self._error = ""
+        self._why = ""
 
     def _clap_path(self):
         from stemd.control.intent.clap import find_checkpoint
@@ -191,7 +214,7 @@ class SemanticChoice:
     def backend(self) -> tuple[str | None, str]:
         """("clap" | "minilm" | None, reason)."""
         if self._layer is not None:
-            return self._layer.name, ""
+            return self._layer.name, self._why
         if self.choice == "off":
             return None, "semantic layer off (grammar only)"
         if self._error:
@@ -213,7 +236,7 @@ class SemanticChoice:
 
     def layer(self) -> SemanticLayer:
         if self._layer is None:
-            name, _ = self.backend()
+            name, self._why = self.backend()
             threshold = float(getattr(self.config, "semantic_threshold", 0.0) or 0.0) if self.config else 0.0
             try:
                 if name == "clap":
