@@ -7,11 +7,11 @@ import time
 from typing import Any
 
 from pythonosc.osc_message_builder import build_msg
-from pythonosc.osc_packet import OscPacket
 
 from stemd.config import validate
 from stemd.control.commands import STEMS_4
 from stemd.control.osc.client import ANSWERS
+from stemd.control.osc.packet import parse
 from stemd.control.osc.server import OscServer
 from stemd.daemon.mixer import Mixer
 from stemd.daemon.session import Session
@@ -57,6 +57,21 @@ class Surface:
         self.send(address, *args)
         return self.answer(timeout)
 
+    def ask_raw(self, data: bytes, timeout: float = 3.0) -> tuple[str, tuple[Any, ...]]:
+        self.send_raw(data)
+        return self.answer(timeout)
+
+    def answers(self, count: int, timeout: float = 3.0) -> list[tuple[str, tuple[Any, ...]]]:
+        """At least `count` answers, or what arrived by `timeout`; answers beyond `count` that are
+        already on their way are drained too."""
+        got = []
+        deadline = time.monotonic() + timeout
+        while len(got) < count and time.monotonic() < deadline:
+            got += [m for m in self.receive(deadline - time.monotonic()) if m[0] in ANSWERS]
+        while extra := [m for m in self.receive(0.05) if m[0] in ANSWERS]:
+            got += extra
+        return got
+
     def answer(self, timeout: float = 3.0) -> tuple[str, tuple[Any, ...]]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -72,7 +87,7 @@ class Surface:
             data, _ = self.sock.recvfrom(65535)
         except socket.timeout:
             return []
-        return [(t.message.address, tuple(t.message.params)) for t in OscPacket(data).messages]
+        return [(t.message.address, tuple(t.message.params)) for t in parse(data)]
 
     def collect(self, seconds: float) -> list[tuple[str, tuple[Any, ...]]]:
         """Everything received for `seconds` (answers included), appended to `pushed` too."""

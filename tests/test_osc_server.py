@@ -78,7 +78,7 @@ def test_gain_db_is_absolute_and_bounded(server, tablet):
 
 
 def test_loop_and_refine_reach_their_owners(server, tablet):
-    assert "loop is not available" in error(tablet.ask("/stemd/stem/drums/loop", 4))
+    assert "refine is not available" in error(tablet.ask("/stemd/stem/vocals/refine", "clean"))
     got = []
     server.session.on(Action.LOOP, got.append)
     server.session.on(Action.UNLOOP, got.append)

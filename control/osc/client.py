@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from pythonosc.osc_message_builder import build_msg
-from pythonosc.osc_packet import OscPacket
+
+from stemd.control.osc.packet import MalformedPacket, parse
 
 ANSWERS = ("/stemd/ok", "/stemd/error", "/stemd/status.reply")
 
@@ -54,8 +55,8 @@ def request(host: str, port: int, address: str, args: Sequence[Any] = (), timeou
             except socket.timeout:
                 break
             try:
-                messages = OscPacket(data).messages
-            except Exception:
+                messages = parse(data)
+            except MalformedPacket:
                 continue
             for timed in messages:
                 if timed.message.address in ANSWERS:

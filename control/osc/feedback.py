@@ -24,9 +24,9 @@ from __future__ import annotations
 import json
 import logging
 import os
-import queue
 import threading
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any, Callable
 
@@ -42,6 +42,7 @@ Client = tuple[str, int]
 State = dict[str, tuple[Any, ...]]
 MAX_SUBSCRIBERS = 64
 SNAPSHOT_EVERY_S = 0.1  # catches changes that bypass Session listeners (tempo from a clock source)
+COALESCE_S = 0.005  # a burst of changes goes out in one pass: at most ~200 wake-ups a second
 
 
 def state_messages(snapshot: dict[str, Any], top_db: float) -> State:
@@ -106,7 +107,9 @@ class Feedback:
         self._allowed = allowed
         self._subscribers: dict[Client, float] = {}  # client -> wall-clock expiry
         self._lock = threading.Lock()
-        self._events: queue.Queue[Applied | Client] = queue.Queue(maxsize=4096)
+        self._applied: deque[Applied] = deque(maxlen=4096)  # listener -> feedback thread
+        self._fresh: deque[Client] = deque(maxlen=MAX_SUBSCRIBERS)  # new subscribers owed the whole state
+        self._wake = threading.Event()
         self._state: State = {}  # what subscribers were last told
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
@@ -119,7 +122,8 @@ class Feedback:
                 raise SubscribersFull(f"{MAX_SUBSCRIBERS} subscribers already; unsubscribe one first")
             self._subscribers[client] = time.time() + self.ttl_s
             self._save()
-        self._enqueue(client)  # a new subscriber gets the whole state at once
+        self._fresh.append(client)
+        self._wake.set()
 
     def unsubscribe(self, client: Client) -> None:
         with self._lock:
@@ -128,6 +132,8 @@ class Feedback:
 
     def seen(self, host: str) -> None:
         """Any message from a subscriber's host renews it: a tablet in use never expires."""
+        if not self._subscribers:
+            return
         with self._lock:
             expiry = time.time() + self.ttl_s
             for client in self._subscribers:
@@ -143,43 +149,39 @@ class Feedback:
     def start(self) -> None:
         self._load()
         self._state = state_messages(self.session.snapshot(), self.top_db)
-        self.session.add_listener(self._enqueue)
+        self.session.add_listener(self._on_applied)
         self._stopped.clear()
         self._thread = threading.Thread(target=self._loop, name="stemd-osc-feedback", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
-        self.session.remove_listener(self._enqueue)
+        self.session.remove_listener(self._on_applied)
         self._stopped.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=2.0)
 
-    def _enqueue(self, event: Applied | Client) -> None:
-        try:
-            self._events.put_nowait(event)
-        except queue.Full:  # the snapshot diff still carries the mixer state
-            pass
+    def _on_applied(self, applied: Applied) -> None:
+        """Session listener, on the submitter's thread: record and, if anyone listens, wake the sender."""
+        self._applied.append(applied)
+        if self._subscribers:
+            self._wake.set()
 
     # ---- the feedback thread ------------------------------------------------------------------------
 
     def _loop(self) -> None:
-        next_meter = next_snapshot = next_expiry = time.monotonic()
+        next_meter = next_tick = next_expiry = time.monotonic()
         while not self._stopped.is_set():
-            now = time.monotonic()
-            due = min(next_snapshot, next_meter if self.meter_period else next_snapshot, next_expiry)
-            try:
-                event = self._events.get(timeout=max(0.0, due - now))
-                self._handle(event)
-                next_snapshot = 0.0  # diff right after every change
-            except queue.Empty:
-                pass
-            except Exception:
-                log.exception("OSC feedback: event failed")
+            due = min(next_tick, next_expiry, next_meter if self.meter_period else next_tick)
+            woken = self._wake.wait(max(0.0, due - time.monotonic()))
+            if woken:
+                self._wake.clear()
+                time.sleep(COALESCE_S)  # let a burst of changes go out as one pass
             now = time.monotonic()
             try:
-                if now >= next_snapshot:
-                    self._push(self._diff(state_messages(self.session.snapshot(), self.top_db)))
-                    next_snapshot = now + SNAPSHOT_EVERY_S
+                if woken or now >= next_tick:
+                    self._changes()
+                    next_tick = now + SNAPSHOT_EVERY_S
                 if self.meter_period and now >= next_meter:
                     self._meters()
                     next_meter = now + self.meter_period
@@ -189,13 +191,26 @@ class Feedback:
             except Exception:
                 log.exception("OSC feedback: push failed")
 
-    def _handle(self, event: Applied | Client) -> None:
-        if isinstance(event, Applied):
-            self._push({"/stemd/applied": (commands_to_json(event.commands), event.source)})
-            self._push(self._diff(command_messages(event, tuple(self.session.snapshot().get("stems", ())))))
-        else:
+    def _changes(self) -> None:
+        """Push what changed since the last pass: applied batches, then the state diff, then the
+        whole state to new subscribers."""
+        snapshot = self.session.snapshot()
+        stems = tuple(snapshot.get("stems", ()))
+        applied: State = {}
+        news: list[bytes] = []
+        while self._applied:
+            event = self._applied.popleft()
+            news.append(build_msg("/stemd/applied", [commands_to_json(event.commands), event.source]).dgram)
+            applied.update(command_messages(event, stems))
+        changed = self._diff({**applied, **state_messages(snapshot, self.top_db)})
+        clients = self.subscribers()
+        for dgram in news + [build_msg(a, list(v)).dgram for a, v in changed.items()]:
+            for client in clients:
+                self._send(dgram, client)
+        while self._fresh:
+            client = self._fresh.popleft()
             for address, args in self._state.items():
-                self._send(build_msg(address, list(args)).dgram, event)
+                self._send(build_msg(address, list(args)).dgram, client)
 
     def _diff(self, state: State) -> State:
         changed = {a: v for a, v in state.items() if self._state.get(a) != v}

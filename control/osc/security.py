@@ -24,19 +24,27 @@ class AllowList:
     def __init__(self, networks: Iterable[str]) -> None:
         self.networks: tuple[Network, ...] = tuple(ipaddress.ip_network(n, strict=False) for n in networks)
         self.dropped = 0
+        self._seen: dict[str, bool] = {}
 
     def allows(self, host: str) -> bool:
+        verdict = self._seen.get(host)
+        if verdict is None:
+            verdict = self._check(host)
+            if len(self._seen) >= 4096:  # spoofed sources must not grow it without bound
+                self._seen.clear()
+            self._seen[host] = verdict
+        if not verdict:
+            self.dropped += 1
+        return verdict
+
+    def _check(self, host: str) -> bool:
         try:
             address = ipaddress.ip_address(host.split("%", 1)[0])
         except ValueError:
-            self.dropped += 1
             return False
         if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
             address = address.ipv4_mapped
-        if any(address in network for network in self.networks):
-            return True
-        self.dropped += 1
-        return False
+        return any(address in network for network in self.networks)
 
 
 class RateLimiter:

@@ -30,11 +30,12 @@ from typing import Any, Callable, Sequence
 
 from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import build_msg
-from pythonosc.osc_packet import OscPacket
 
 from stemd.control.commands import Command, CommandError, commands_from_json, commands_to_json
 from stemd.control.osc.fader import position_to_db
+from stemd.control.osc.client import connect_host
 from stemd.control.osc.feedback import Feedback, SubscribersFull
+from stemd.control.osc.packet import MalformedPacket, count_messages, parse_checked
 from stemd.control.osc.scheduler import ScheduleFull, Scheduler
 from stemd.control.osc.security import AllowList, RateLimiter, state_file
 from stemd.daemon.command_queue import QueueFull
@@ -131,12 +132,22 @@ class OscServer:
     def stop(self) -> None:
         self._stopped.set()
         if self._thread is not None:
+            self._wake_receiver()
             self._thread.join(timeout=2.0)
         self.scheduler.stop()
         self.feedback.stop()
         if self._socket is not None:
             self._socket.close()
             self._socket = None
+
+    def _wake_receiver(self) -> None:
+        """An empty datagram to ourselves ends the wait in recvfrom now, not at its next timeout."""
+        host, port = self.address
+        try:
+            with socket.socket(self._socket.family, socket.SOCK_DGRAM) as sock:
+                sock.sendto(b"", (connect_host(host), port))
+        except OSError:
+            pass  # the receive timeout ends the loop anyway
 
     @property
     def address(self) -> Client:
@@ -179,12 +190,13 @@ class OscServer:
         if not self._admit(host, 1, client):
             return
         try:
-            messages = OscPacket(data).messages
-        except Exception as exc:  # python-osc raises several types on hostile input
+            count = count_messages(data)
+            if count > 1 and not self._admit(host, count - 1, client):
+                return
+            messages = parse_checked(data)
+        except MalformedPacket as exc:
             self.counts["malformed"] += 1
             self._reply(Reply(ERROR, (f"malformed OSC packet ({len(data)} bytes): {_clip(str(exc))}",)), client)
-            return
-        if len(messages) > 1 and not self._admit(host, len(messages) - 1, client):
             return
         self.feedback.seen(host)
         now = time.time()
