@@ -6,6 +6,8 @@ import socket
 import time
 from typing import Any
 
+import pytest
+
 from pythonosc.osc_message_builder import build_msg
 
 from stemd.config import validate
@@ -110,3 +112,31 @@ class Surface:
                 if seen == address and (value is None or args == value):
                     return args
         raise TimeoutError(f"no {address} {value or ''} within {timeout} s; got {sorted({a for a, _ in self.pushed})}")
+
+
+@pytest.fixture
+def osc(tmp_path):
+    """Start OscServers (`osc(**osc_config)`), each with its own state folder; stopped after the test."""
+    servers = []
+
+    def start(**kw) -> OscServer:
+        servers.append(start_server(tmp_path / f"state{len(servers)}", **kw))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def surface():
+    """Open Surfaces (`surface(server, bind=...)`); closed after the test."""
+    opened = []
+
+    def open_(server: OscServer, bind: str = "127.0.0.1") -> Surface:
+        opened.append(Surface(server, bind))
+        return opened[-1]
+
+    yield open_
+    for s in opened:
+        s.close()

@@ -8,16 +8,14 @@ import sys
 
 import pytest
 
-from osc_harness import real_parser, start_server
+from osc_harness import osc, real_parser  # noqa: F401 (fixtures)
 from stemd.cli import main as stemd
 from stemd.control.osc.client import NoReply, request, status
 
 
 @pytest.fixture
-def server(tmp_path):
-    srv = start_server(tmp_path / "state", parser=real_parser(()) is not None)
-    yield srv
-    srv.stop()
+def server(osc):
+    return osc(parser=real_parser(()) is not None)
 
 
 def send(server, *words, timeout="2"):

@@ -7,31 +7,25 @@ import time
 import numpy as np
 import pytest
 
-from osc_harness import Surface, start_server
+from osc_harness import osc, start_server, surface  # noqa: F401 (fixtures)
 from stemd.control.commands import Action, Command
 from stemd.control.osc.fader import db_to_position
 from stemd.daemon.mixer import Mixer
 
 
 @pytest.fixture
-def server(tmp_path):
-    srv = start_server(tmp_path / "state", meter_hz=20.0)
-    yield srv
-    srv.stop()
+def server(osc):
+    return osc(meter_hz=20.0)
 
 
 @pytest.fixture
-def tablet(server):
-    surface = Surface(server)
-    yield surface
-    surface.close()
+def tablet(server, surface):
+    return surface(server)
 
 
 @pytest.fixture
-def other(server):
-    surface = Surface(server)
-    yield surface
-    surface.close()
+def other(server, surface):
+    return surface(server)
 
 
 def test_subscriber_gets_the_whole_state_then_every_change(server, tablet, other):
@@ -127,39 +121,32 @@ def test_unsubscribe_stops_feedback(server, tablet, other):
     assert not [a for a, _ in tablet.collect(0.4) if a.startswith("/stemd/stem/bass")]
 
 
-def test_stale_subscribers_expire_and_active_ones_are_renewed(tmp_path):
-    srv = start_server(tmp_path, subscriber_ttl_s=1.0, meter_hz=0.0)
-    tablet = Surface(srv)
-    try:
-        tablet.ask("/stemd/subscribe")
-        for _ in range(4):  # anything from the subscriber's host renews it
-            time.sleep(0.4)
-            tablet.ask("/stemd/status")
-        assert srv.feedback.subscribers() == [("127.0.0.1", tablet.port)]
-        time.sleep(2.2)  # silent past the TTL (expiry is checked once a second)
-        assert srv.feedback.subscribers() == []
-        tablet.collect(0.05)
-        srv.session.submit([Command("mute", stem="vocals")], source="midi")
-        assert not tablet.collect(0.3)
-    finally:
-        tablet.close()
-        srv.stop()
+def test_stale_subscribers_expire_and_active_ones_are_renewed(osc, surface):
+    srv = osc(subscriber_ttl_s=1.0, meter_hz=0.0)
+    tablet = surface(srv)
+    tablet.ask("/stemd/subscribe")
+    for _ in range(4):  # anything from the subscriber's host renews it
+        time.sleep(0.4)
+        tablet.ask("/stemd/status")
+    assert srv.feedback.subscribers() == [("127.0.0.1", tablet.port)]
+    time.sleep(2.2)  # silent past the TTL (expiry is checked once a second)
+    assert srv.feedback.subscribers() == []
+    tablet.collect(0.05)
+    srv.session.submit([Command("mute", stem="vocals")], source="midi")
+    assert not tablet.collect(0.3)
 
 
-def test_subscribers_survive_a_restart_in_the_state_folder(tmp_path):
+def test_subscribers_survive_a_restart_in_the_state_folder(tmp_path, surface):
     state = tmp_path / "state"
     first = start_server(state)
-    tablet = Surface(first)
+    tablet = surface(first)
+    tablet.ask("/stemd/subscribe")
+    first.stop()
+    assert [p.name for p in state.iterdir()] == ["osc-subscribers.json"]
+    second = start_server(state)
     try:
-        tablet.ask("/stemd/subscribe")
-        first.stop()
-        assert [p.name for p in state.iterdir()] == ["osc-subscribers.json"]
-        second = start_server(state)
-        try:
-            assert second.feedback.subscribers() == [("127.0.0.1", tablet.port)]
-            second.session.submit([Command("mute", stem="drums")], source="midi")
-            tablet.wait_for("/stemd/stem/drums/mute", (1,))
-        finally:
-            second.stop()
+        assert second.feedback.subscribers() == [("127.0.0.1", tablet.port)]
+        second.session.submit([Command("mute", stem="drums")], source="midi")
+        tablet.wait_for("/stemd/stem/drums/mute", (1,))
     finally:
-        tablet.close()
+        second.stop()

@@ -6,17 +6,14 @@ Reports, never asserts on speed (the CI machine is shared); asserts that every m
 
 import json
 
-from osc_harness import start_server
+from osc_harness import osc  # noqa: F401 (fixture)
 from stemd.control.osc.load import compare, table, to_json
 
 
-def test_sustained_load_is_answered_and_reported(tmp_path, request):
+def test_sustained_load_is_answered_and_reported(osc, request):
     seconds = 5.0 if request.config.getoption("--long") else 0.5
-    srv = start_server(tmp_path, rate_limit_per_s=100000.0)
-    try:
-        results = compare(srv.address, seconds, windows=(1, 32))
-    finally:
-        srv.stop()
+    srv = osc(rate_limit_per_s=100000.0)
+    results = compare(srv.address, seconds, windows=(1, 32))
     print("\n" + table(results))
     print(to_json(results))
     for r in results:

@@ -6,22 +6,18 @@ import struct
 import pytest
 from pythonosc.osc_message_builder import build_msg
 
-from osc_harness import Surface, start_server
+from osc_harness import osc, surface  # noqa: F401 (fixtures)
 from stemd.control.commands import Action
 
 
 @pytest.fixture
-def server(tmp_path):
-    srv = start_server(tmp_path / "state", rate_limit_per_s=100000.0)
-    yield srv
-    srv.stop()
+def server(osc):
+    return osc(rate_limit_per_s=100000.0)
 
 
 @pytest.fixture
-def tablet(server):
-    surface = Surface(server)
-    yield surface
-    surface.close()
+def tablet(server, surface):
+    return surface(server)
 
 
 def still_serving(tablet):

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from osc_harness import Surface, start_server
+from osc_harness import osc, start_server, surface  # noqa: F401 (fixtures)
 from stemd.control.osc.security import AllowList, RateLimiter, state_file
 
 
@@ -26,44 +26,34 @@ def test_the_default_config_allows_loopback_only():
     assert not allow.allows("192.168.1.10")
 
 
-def test_senders_outside_the_allow_list_are_dropped_silently_and_counted(tmp_path):
+def test_senders_outside_the_allow_list_are_dropped_silently_and_counted(osc, surface):
     # Linux routes all of 127.0.0.0/8 to loopback: 127.0.0.2 is a second, distinct client address.
-    srv = start_server(tmp_path, allow=["127.0.0.1/32"])
-    trusted, stranger = Surface(srv), Surface(srv, bind="127.0.0.2")
-    try:
-        with pytest.raises(TimeoutError):
-            stranger.ask("/stemd/stem/vocals/mute", 1, timeout=0.5)
-        stranger.send_raw(b"\xff garbage")
-        assert not stranger.collect(0.2)
-        assert not srv.session.snapshot()["stems"]["vocals"]["muted"]
-        assert trusted.ask("/stemd/stem/bass/mute", 1)[0] == "/stemd/ok"
-        stats = srv.stats()
-        assert stats["dropped_not_allowed"] == 2 and stats["received"] == 1
-    finally:
-        trusted.close()
-        stranger.close()
-        srv.stop()
+    srv = osc(allow=["127.0.0.1/32"])
+    trusted, stranger = surface(srv), surface(srv, bind="127.0.0.2")
+    with pytest.raises(TimeoutError):
+        stranger.ask("/stemd/stem/vocals/mute", 1, timeout=0.5)
+    stranger.send_raw(b"\xff garbage")
+    assert not stranger.collect(0.2)
+    assert not srv.session.snapshot()["stems"]["vocals"]["muted"]
+    assert trusted.ask("/stemd/stem/bass/mute", 1)[0] == "/stemd/ok"
+    stats = srv.stats()
+    assert stats["dropped_not_allowed"] == 2 and stats["received"] == 1
 
 
-def test_rate_limit_is_per_client_and_tells_the_sender_once(tmp_path):
-    srv = start_server(tmp_path, rate_limit_per_s=20.0, meter_hz=0.0, allow=["127.0.0.1/32", "127.0.0.2/32"])
-    flood, calm = Surface(srv), Surface(srv, bind="127.0.0.2")
-    try:
-        for i in range(100):
-            flood.send("/stemd/stem/drums/gain_db", -float(i % 10))
-        answers = flood.answers(100, timeout=1.0)
-        ok = [a for a in answers if a[0] == "/stemd/ok"]
-        limited = [a for a in answers if "rate limit" in a[1][0]]
-        print(f"\n100 messages at once against 20/s: {len(ok)} applied, {len(limited)} rate-limit notice(s)")
-        assert 20 <= len(ok) < 40 and len(limited) == 1  # the bucket's burst, plus what refilled meanwhile
-        assert srv.stats()["dropped_rate_limited"] >= 50
-        assert calm.ask("/stemd/status")[0] == "/stemd/status.reply"  # another client is unaffected
-        time.sleep(0.5)  # the bucket refills at 20/s
-        assert flood.ask("/stemd/stem/drums/mute", 1)[0] == "/stemd/ok"
-    finally:
-        flood.close()
-        calm.close()
-        srv.stop()
+def test_rate_limit_is_per_client_and_tells_the_sender_once(osc, surface):
+    srv = osc(rate_limit_per_s=20.0, meter_hz=0.0, allow=["127.0.0.1/32", "127.0.0.2/32"])
+    flood, calm = surface(srv), surface(srv, bind="127.0.0.2")
+    for i in range(100):
+        flood.send("/stemd/stem/drums/gain_db", -float(i % 10))
+    answers = flood.answers(100, timeout=1.0)
+    ok = [a for a in answers if a[0] == "/stemd/ok"]
+    limited = [a for a in answers if "rate limit" in a[1][0]]
+    print(f"\n100 messages at once against 20/s: {len(ok)} applied, {len(limited)} rate-limit notice(s)")
+    assert 20 <= len(ok) < 40 and len(limited) == 1  # the bucket's burst, plus what refilled meanwhile
+    assert srv.stats()["dropped_rate_limited"] >= 50
+    assert calm.ask("/stemd/status")[0] == "/stemd/status.reply"  # another client is unaffected
+    time.sleep(0.5)  # the bucket refills at 20/s
+    assert flood.ask("/stemd/stem/drums/mute", 1)[0] == "/stemd/ok"
 
 
 def test_token_bucket_charges_bundles_per_message():
@@ -82,10 +72,9 @@ def test_state_file_never_leaves_the_state_folder(tmp_path):
             state_file(tmp_path, name)
 
 
-def test_no_address_touches_files_outside_the_state_folder(tmp_path):
-    state = tmp_path / "state"
-    srv = start_server(state)
-    tablet = Surface(srv)
+def test_no_address_touches_files_outside_the_state_folder(tmp_path, surface):
+    srv = start_server(tmp_path / "state")
+    tablet = surface(srv)
     paths = ["../../escape", "/tmp/stemd-osc-escape", str(tmp_path / "escape"), "~/.bashrc"]
     try:
         for path in paths:
@@ -94,7 +83,6 @@ def test_no_address_touches_files_outside_the_state_folder(tmp_path):
         tablet.ask("/stemd/subscribe")
         tablet.ask("/stemd/status")
     finally:
-        tablet.close()
         srv.stop()
     written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
     assert written == ["state", "state/osc-subscribers.json"]

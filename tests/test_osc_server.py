@@ -8,23 +8,19 @@ import pytest
 from pythonosc.osc_bundle_builder import OscBundleBuilder
 from pythonosc.osc_message_builder import build_msg
 
-from osc_harness import Surface, real_parser, start_server
+from osc_harness import osc, real_parser, surface  # noqa: F401 (fixtures)
 from stemd.control.commands import Action, Command
 from stemd.control.osc.fader import db_to_position, position_to_db
 
 
 @pytest.fixture
-def server(tmp_path):
-    srv = start_server(tmp_path / "state")
-    yield srv
-    srv.stop()
+def server(osc):
+    return osc()
 
 
 @pytest.fixture
-def tablet(server):
-    surface = Surface(server)
-    yield surface
-    surface.close()
+def tablet(server, surface):
+    return surface(server)
 
 
 def commands(answer):
@@ -150,29 +146,15 @@ def test_voice_listen_and_midi_learn_reach_their_services(server, tablet):
     assert service.calls == [("listen", True), ("listen", False), ("learn", Command("mute", stem="bass"))]
 
 
-def test_intent_without_a_parser_is_refused_with_the_reason(tmp_path):
-    srv = start_server(tmp_path)
-    tablet = Surface(srv)
-    try:
-        assert "intent parser is not available" in error(tablet.ask("/stemd/intent", "drop the vocals"))
-    finally:
-        tablet.close()
-        srv.stop()
+def test_intent_without_a_parser_is_refused_with_the_reason(tablet):
+    assert "intent parser is not available" in error(tablet.ask("/stemd/intent", "drop the vocals"))
 
 
-def test_intent_text_is_parsed_applied_and_answered(tmp_path):
+def test_intent_text_is_parsed_applied_and_answered(osc, surface):
     if real_parser(("vocals",)) is None:
         pytest.skip("the intent parser (stemd.control.intent) is not built yet")
-    server = start_server(tmp_path, parser=True)
-    tablet = Surface(server)
-    try:
-        _intent_round_trip(server, tablet)
-    finally:
-        tablet.close()
-        server.stop()
-
-
-def _intent_round_trip(server, tablet):
+    server = osc(parser=True)
+    tablet = surface(server)
     assert commands(tablet.ask("/stemd/intent", "drop the vocals")) == [{"action": "mute", "stem": "vocals"}]
     assert stems(server)["vocals"]["muted"]
     reason = error(tablet.ask("/stemd/intent", "make me a sandwich"))
@@ -182,16 +164,11 @@ def _intent_round_trip(server, tablet):
     assert service.calls == [("learn", Command("mute", stem="bass"))]
 
 
-def test_two_stem_model_notes_ride_along(tmp_path):
-    srv = start_server(tmp_path, stems=("vocals", "accompaniment"))
-    tablet = Surface(srv)
-    try:
-        address, args = tablet.ask("/stemd/stem/drums/mute", 1)
-        assert address == "/stemd/ok" and json.loads(args[0]) == [{"action": "mute", "stem": "accompaniment"}]
-        assert "no separate drums" in args[1]
-    finally:
-        tablet.close()
-        srv.stop()
+def test_two_stem_model_notes_ride_along(osc, surface):
+    tablet = surface(osc(stems=("vocals", "accompaniment")))
+    address, args = tablet.ask("/stemd/stem/drums/mute", 1)
+    assert address == "/stemd/ok" and json.loads(args[0]) == [{"action": "mute", "stem": "accompaniment"}]
+    assert "no separate drums" in args[1]
 
 
 @pytest.mark.parametrize(

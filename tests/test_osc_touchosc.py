@@ -7,7 +7,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from osc_harness import Surface, start_server
+from osc_harness import osc, surface  # noqa: F401 (fixtures)
 from stemd.control.commands import Action, Command
 from stemd.control.osc.touchosc_layout import DEFAULT_OUT, write
 
@@ -30,38 +30,30 @@ def test_shipped_layout_is_the_generated_one(tmp_path):
 
 
 @pytest.fixture
-def server(tmp_path):
-    srv = start_server(tmp_path / "state", meter_hz=20.0)
-    yield srv
-    srv.stop()
+def server(osc):
+    return osc(meter_hz=20.0)
 
 
-def test_every_control_sends_what_the_server_accepts(server):
-    tablet = Surface(server)
-    try:
-        for c in layout_controls(DEFAULT_OUT):
-            if c["type"] not in SENDERS:
-                continue
-            for value in (float(c["scalet"]), float(c["scalef"])):  # press and release / top and bottom
-                address, args = tablet.ask(c["address"], value)
-                absent = address == "/stemd/error" and "not available" in args[0]
-                assert address == "/stemd/ok" or absent, (c["address"], value, args)
-    finally:
-        tablet.close()
+def test_every_control_sends_what_the_server_accepts(server, surface):
+    tablet = surface(server)
+    for c in layout_controls(DEFAULT_OUT):
+        if c["type"] not in SENDERS:
+            continue
+        for value in (float(c["scalet"]), float(c["scalef"])):  # press and release / top and bottom
+            address, args = tablet.ask(c["address"], value)
+            absent = address == "/stemd/error" and "not available" in args[0]
+            assert address == "/stemd/ok" or absent, (c["address"], value, args)
 
 
-def test_every_control_is_fed_by_feedback(server):
-    tablet = Surface(server)
-    try:
-        tablet.ask("/stemd/subscribe")
-        server.session.on(Action.REFINE, lambda command: None)  # refine state is known once set
-        server.session.submit([Command("mute", stem="bass"), Command("refine", stem="all", mode="clean")], "test")
-        mixer = server.session.mixer
-        mixer.process(np.full((len(mixer.stems), 2, 64), 0.1, np.float32), np.zeros((2, 64), np.float32))
-        tablet.collect(0.5)
-        pushed = {address for address, _ in tablet.pushed}
-        command_only = {"/stemd/subscribe", "/stemd/reset", "/stemd/tap", "/stemd/voice/listen"}
-        shown = {c["address"] for c in layout_controls(DEFAULT_OUT) if c["address"]} - command_only
-        assert shown - pushed == set()
-    finally:
-        tablet.close()
+def test_every_control_is_fed_by_feedback(server, surface):
+    tablet = surface(server)
+    tablet.ask("/stemd/subscribe")
+    server.session.on(Action.REFINE, lambda command: None)  # refine state is known once set
+    server.session.submit([Command("mute", stem="bass"), Command("refine", stem="all", mode="clean")], "test")
+    mixer = server.session.mixer
+    mixer.process(np.full((len(mixer.stems), 2, 64), 0.1, np.float32), np.zeros((2, 64), np.float32))
+    tablet.collect(0.5)
+    pushed = {address for address, _ in tablet.pushed}
+    command_only = {"/stemd/subscribe", "/stemd/reset", "/stemd/tap", "/stemd/voice/listen"}
+    shown = {c["address"] for c in layout_controls(DEFAULT_OUT) if c["address"]} - command_only
+    assert shown - pushed == set()

@@ -6,6 +6,7 @@ socket and ignores anything that is not an answer (feedback pushes, stray packet
 
 from __future__ import annotations
 
+import argparse
 import json
 import socket
 import time
@@ -14,6 +15,7 @@ from typing import Any, Sequence
 
 from pythonosc.osc_message_builder import build_msg
 
+from stemd.config import load_config
 from stemd.control.osc.packet import MalformedPacket, parse
 
 ANSWERS = ("/stemd/ok", "/stemd/error", "/stemd/status.reply")
@@ -40,6 +42,20 @@ class Answer:
 def connect_host(host: str) -> str:
     """Where a client on this machine reaches a daemon bound to `host` (a wildcard bind means loopback)."""
     return {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+
+
+def add_daemon_arguments(parser: argparse.ArgumentParser) -> None:
+    """--config/--host/--port/--timeout, the same for every command that talks to the daemon."""
+    parser.add_argument("--config", help="config file for [osc] host and port (default: built-in defaults)")
+    parser.add_argument("--host", help="daemon address (default: [osc] host, loopback for a wildcard bind)")
+    parser.add_argument("--port", type=int, help="daemon UDP port (default: [osc] port)")
+    parser.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for the answer")
+
+
+def daemon_address(args: argparse.Namespace) -> tuple[str, int]:
+    """Where the daemon listens: the flags, else the config's [osc] section (raises ConfigError)."""
+    osc = load_config(args.config).osc
+    return args.host or connect_host(osc.host), args.port or osc.port
 
 
 def request(host: str, port: int, address: str, args: Sequence[Any] = (), timeout: float = 2.0) -> Answer:

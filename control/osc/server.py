@@ -32,8 +32,8 @@ from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import build_msg
 
 from stemd.control.commands import Command, CommandError, commands_from_json, commands_to_json
-from stemd.control.osc.fader import position_to_db
 from stemd.control.osc.client import connect_host
+from stemd.control.osc.fader import position_to_db
 from stemd.control.osc.feedback import Feedback, SubscribersFull
 from stemd.control.osc.packet import MalformedPacket, count_messages, parse_checked
 from stemd.control.osc.scheduler import ScheduleFull, Scheduler
@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 OK, ERROR, STATUS_REPLY = "/stemd/ok", "/stemd/error", "/stemd/status.reply"
 MAX_TEXT = 500  # characters in an intent; the grammar needs far fewer, and parse cost stays bounded
 MAX_ECHO = 80  # characters of a sender's input quoted back in an error
+MAX_REASON = 1000  # characters of an error reason: an answer stays far below the request it answers
 MAX_DATAGRAM = 65535
 SUBSCRIBERS_FILE = "osc-subscribers.json"
 
@@ -227,8 +228,8 @@ class OscServer:
         address = message.address
         try:
             return self._dispatch(address, list(message.params), client)
-        except (CommandError, QueueFull, SubscribersFull) as exc:
-            return Reply(ERROR, (str(exc),))
+        except (ValueError, QueueFull, SubscribersFull) as exc:  # CommandError and services' refusals
+            return Reply(ERROR, (_clip(str(exc), MAX_REASON),))
         except Exception as exc:
             log.exception("OSC: %s failed", _clip(address))
             return Reply(ERROR, (f"{_clip(address)}: internal error: {type(exc).__name__}",))
@@ -262,8 +263,8 @@ class OscServer:
 
     # ---- handlers ---------------------------------------------------------------------------------
 
-    def _submit(self, commands: Sequence[Command], client: Client, text: str | None = None) -> Reply:
-        applied = self.session.submit(commands, _source(client), text)
+    def _submit(self, commands: Sequence[Command], client: Client) -> Reply:
+        applied = self.session.submit(commands, _source(client))
         return ok(applied.commands, applied.notes)
 
     def _intent(self, address: str, args: list[Any], client: Client) -> Reply:
@@ -347,8 +348,8 @@ def _source(client: Client) -> str:
     return f"osc:{client[0]}:{client[1]}"
 
 
-def _clip(text: str) -> str:
-    return text if len(text) <= MAX_ECHO else text[:MAX_ECHO] + f"… ({len(text)} characters)"
+def _clip(text: str, limit: int = MAX_ECHO) -> str:
+    return text if len(text) <= limit else text[:limit] + f"… ({len(text)} characters)"
 
 
 def _type_name(value: Any) -> str:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from stemd.config import ConfigError, load_config
-from stemd.control.osc.client import NoReply, connect_host, request, typed
+from stemd.config import ConfigError
+from stemd.control.osc.client import NoReply, add_daemon_arguments, daemon_address, request, typed
 
 HELP = (
     "Send a sentence (an /stemd/intent) or an OSC address with arguments to the running daemon and print "
@@ -17,20 +17,15 @@ HELP = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("words", nargs="+", help="a sentence, or an OSC address followed by its arguments")
-    parser.add_argument("--config", help="config file for [osc] host and port (default: built-in defaults)")
-    parser.add_argument("--host", help="daemon address (default: [osc] host, loopback for a wildcard bind)")
-    parser.add_argument("--port", type=int, help="daemon UDP port (default: [osc] port)")
-    parser.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for the answer")
+    add_daemon_arguments(parser)
 
 
 def main(args: argparse.Namespace) -> int:
     try:
-        osc = load_config(args.config).osc
+        host, port = daemon_address(args)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    host = args.host or connect_host(osc.host)
-    port = args.port or osc.port
     if args.words[0].startswith("/"):
         address, osc_args = args.words[0], [typed(w) for w in args.words[1:]]
     else:
