@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 MAX_STEMS = 6  # the stem ring is sized for the largest model, so a restart never resizes it
 MAX_BLOCK = 8192
 MIC_SECONDS = 5.0
+MAX_RATE = 192000
 LOAD_TIMEOUT_S = 600.0
 HANG_S = 10.0  # a loaded worker silent this long is killed and restarted
 RESTART_DELAYS_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
@@ -78,8 +79,15 @@ class Daemon:
         self.session = Session(Mixer((), 48000), parser=parser if parser is not None else default_parser())
         self.session.stats = self.stats
         self.osc: Any = None
-        self.jack: JackIO | None = None
-        self.in_ring = self.stem_ring = self.mic_ring = None
+        jcfg = config.jack
+        plan = PortPlan(stem_ports=jcfg.stem_ports, mic=bool(jcfg.connect_mic) or config.voice.enabled,
+                        connect_inputs=jcfg.connect_inputs, connect_outputs=jcfg.connect_outputs,
+                        connect_mic=jcfg.connect_mic)
+        # Exists before start() so other parts can add RT hooks (JACK MIDI, transport) first.
+        self.jack = JackIO(path=None, plan=plan, name=jcfg.client_name, server=jcfg.server_name or None)
+        self.in_ring = self.stem_ring = None
+        # The mic's copy for the voice recogniser (1 channel at `rate`); lives as long as the daemon.
+        self.mic_ring = SpscRing.create(1, round(MIC_SECONDS * MAX_RATE)) if plan.mic else None
         self.rate = 0
         self._restart_at: float | None = None
         self._restart_index = 0
@@ -94,11 +102,6 @@ class Daemon:
 
     def start(self) -> "Daemon":
         """Join JACK (waiting for the server if need be), load the engine, go live, notify READY."""
-        jcfg = self.config.jack
-        plan = PortPlan(stem_ports=jcfg.stem_ports, mic=bool(jcfg.connect_mic) or self.config.voice.enabled,
-                        connect_inputs=jcfg.connect_inputs, connect_outputs=jcfg.connect_outputs,
-                        connect_mic=jcfg.connect_mic)
-        self.jack = JackIO(path=None, plan=plan, name=jcfg.client_name, server=jcfg.server_name or None)
         self._wait_for_jack()
         if self.stopping.is_set():
             return self
@@ -138,7 +141,6 @@ class Daemon:
         crossfade = round(audio.dry_crossfade_ms * rate / 1000.0)
         capacity = latency + MAX_BLOCK + rate
         self.in_ring = SpscRing.create(2, capacity)
-        self.mic_ring = SpscRing.create(1, round(MIC_SECONDS * rate)) if self.jack.plan.mic else None
         if not self.dry_only:
             self.stem_ring = SpscRing.create(2 * MAX_STEMS, capacity)
             self._start_engine(rate, latency)
@@ -347,16 +349,16 @@ class Daemon:
 
     def stats(self) -> dict[str, Any]:
         """Daemon figures for `stemd status` (Session.snapshot includes them)."""
-        path = self.jack.path if self.jack is not None else None
+        path = self.jack.path
         out: dict[str, Any] = {"state": self.state, "model": self.model_name, "rate": self.rate}
         if path is not None:
             p = path.stats
-            client = self.jack.client
+            client = self.jack.client if not self.jack.server_gone.is_set() else None
             out.update(
                 output="separated" if p.wet else "dry",
                 latency_ms=1000.0 * path.latency / self.rate, latency_frames=path.latency,
-                period=client.blocksize if client is not None and not self.jack.server_gone.is_set() else None,
-                dsp_load=client.cpu_load() if client is not None and not self.jack.server_gone.is_set() else None,
+                period=client.blocksize if client is not None else None,
+                dsp_load=client.cpu_load() if client is not None else None,
                 xruns=self.jack.xruns.count, underruns=p.underruns, hard_switches=p.hard_switches,
                 periods=p.periods,
             )
@@ -369,8 +371,8 @@ class Daemon:
                 loaded=engine.ready, pid=int(w.get("pid")), starts=engine.starts,
                 restarts=max(0, engine.starts - 1), rtf=w.get("rtf"), compute_ms=w.get("compute_ms"),
                 streaming_latency_ms=1000.0 * w.get("latency_frames") / self.rate,
-                headroom_ms=1000.0 * margin / self.rate if margin >= 0 else None,
-                backlog_ms=1000.0 * (self.in_ring.written - self.in_ring.read) / self.rate,
+                headroom_ms=1000.0 * margin / self.rate if margin >= 0 else None,  # lowest since last look
+                backlog_ms=1000.0 * (self.in_ring.written - self.in_ring.read) / self.rate if self.in_ring else None,
                 resyncs=int(w.get("resyncs")),
             )
         return out
@@ -391,16 +393,18 @@ class Daemon:
         if self.osc is not None:
             self.osc.stop()
             self.osc = None
-        if self.jack is not None:
-            self.jack.close()
+        self.jack.close()
         self._save_state()
         self._teardown_engine()
+        if self.mic_ring is not None:
+            self.mic_ring.close()
+            self.mic_ring = None
 
     def _teardown_engine(self) -> None:
         if self.engine is not None:
             self.engine.stop()
             self.engine = None
-        for ring in (self.in_ring, self.stem_ring, self.mic_ring):
+        for ring in (self.in_ring, self.stem_ring):
             if ring is not None:
                 ring.close()
-        self.in_ring = self.stem_ring = self.mic_ring = None
+        self.in_ring = self.stem_ring = None

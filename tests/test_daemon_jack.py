@@ -23,6 +23,19 @@ def wait_until(condition, timeout, step=0.05):
     return False
 
 
+def xrun_free(daemon, measure, attempts=4):
+    """`measure()` repeated until one run sees no xrun: a period the server ran without a client
+    shifts that client's own frame count, so the figure of an xrun-free run is the one that states
+    the daemon's latency. On a machine too loaded for even one, the last run is returned."""
+    for attempt in range(attempts):
+        before = daemon.jack.xruns.count
+        result = measure()
+        if daemon.jack.xruns.count == before:
+            break
+        print(f"measurement {attempt + 1} saw {daemon.jack.xruns.count - before} xruns; repeating")
+    return result
+
+
 def impulse_delay(jackd, daemon, seconds=1.0):
     """Frames between an impulse leaving the player and arriving at the recorder via stemd."""
     n = round(0.3 * jackd.rate)
@@ -61,7 +74,7 @@ def test_dry_mode_impulse_arrives_after_exactly_the_reported_latency(jackd, tmp_
         assert latency == round(0.2 * jackd.rate)
         assert cap_lo == cap_hi == latency  # nothing upstream of the probe: exactly L
         assert play_lo == play_hi == latency
-        delay = impulse_delay(jackd, daemon)
+        delay = xrun_free(daemon, lambda: impulse_delay(jackd, daemon))
     assert abs(delay - cap_lo) <= jackd.period, (delay, cap_lo)
 
 
@@ -71,31 +84,36 @@ def test_separated_mode_impulse_and_stem_sum_match_the_delayed_input(jackd, tmp_
     with running_daemon(jackd, tmp_path) as daemon:
         assert wait_until(lambda: daemon.jack.path.stats.wet, 10), daemon.stats()
         (cap, _), _ = reported_latency(jackd)
-        delay = impulse_delay(jackd, daemon)
+        delay = xrun_free(daemon, lambda: impulse_delay(jackd, daemon))
         assert abs(delay - cap) <= jackd.period, (delay, cap)
+        rel_db = xrun_free(daemon, lambda: stem_sum_residual_db(jackd, cap))
+        stats = daemon.stats()
+    print(f"stem sum vs delayed input: residual {rel_db:.1f} dB re signal; stats {stats}")
+    assert rel_db < -60.0  # tolerance: soxr HQ 48k→44.1k→48k round trip is about -100 dB
 
-        rate = jackd.rate
-        t = np.arange(round(1.5 * rate)) / rate
-        music = (0.3 * np.sin(2 * np.pi * 220 * t) + 0.2 * np.sin(2 * np.pi * 3300 * t + 1)).astype(np.float32)
-        signal = np.stack([music, np.roll(music, 500)])
-        player, recorder = Player(jackd, signal), Recorder(jackd, 2, 1.5 + 0.6)
+
+def stem_sum_residual_db(jackd, latency):
+    """Play two tones through stemd; the output minus the input delayed by `latency`, in dB."""
+    rate = jackd.rate
+    t = np.arange(round(1.5 * rate)) / rate
+    music = (0.3 * np.sin(2 * np.pi * 220 * t) + 0.2 * np.sin(2 * np.pi * 3300 * t + 1)).astype(np.float32)
+    signal = np.stack([music, np.roll(music, 500)])
+    player, recorder = Player(jackd, signal), Recorder(jackd, 2, 1.5 + 0.6)
+    try:
         player.connect("stemd:in_L", "stemd:in_R")
         recorder.connect("stemd:out_L", "stemd:out_R")
         recorder.start()
         time.sleep(0.05)
         player.play()
         recorder.wait_full(20)
-        offset = player.start_frame - recorder.start_frame + cap
+    finally:
         player.close()
         recorder.close()
-        got = recorder.data[:, offset:offset + signal.shape[1]]
-        stats = daemon.stats()
+    offset = player.start_frame - recorder.start_frame + latency
+    got = recorder.data[:, offset:offset + signal.shape[1]]
     body = slice(round(0.1 * rate), round(1.4 * rate))  # away from the signal's own edges
     residual = got[:, body] - signal[:, body]
-    rel_db = 20 * np.log10(np.sqrt(np.mean(residual ** 2)) / np.sqrt(np.mean(signal[:, body] ** 2)))
-    print(f"stem sum vs delayed input: residual {rel_db:.1f} dB re signal; stats {stats}")
-    assert stats["underruns"] == 0 or stats["output"] == "separated"
-    assert rel_db < -60.0  # tolerance: soxr HQ 48k→44.1k→48k round trip is about -100 dB
+    return 20 * np.log10(np.sqrt(np.mean(residual ** 2)) / np.sqrt(np.mean(signal[:, body] ** 2)))
 
 
 def test_mixer_commands_act_on_the_separated_output(jackd, tmp_path):

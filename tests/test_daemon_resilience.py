@@ -60,7 +60,9 @@ def test_killing_the_worker_mid_stream_keeps_the_audio_going_and_separation_resu
     dry = env > 0.9 * AMP
     assert dry.any(), "never fell back to the dry signal after the kill"
     assert not dry[: killed_at // round(0.01 * rate)].any(), "dry before the kill"
-    assert not dry[-50:].any() and np.allclose(env[-50:], WET, rtol=0.02), "separation did not resume"
+    wet = np.isclose(env, WET, rtol=0.02)
+    back = np.flatnonzero(dry)[-1] + 1  # after the last dry window
+    assert wet[back:].sum() >= 50, "separation did not resume (under 0.5 s separated after the restart)"
     assert after["underruns"] > before["underruns"]
     assert after["hard_switches"] == 0  # every switch was a crossfade on audio that existed
     step = np.abs(np.diff(recorder.data[0])).max()
