@@ -9,7 +9,6 @@ import time
 
 import pytest
 
-from stemd.cli.status import render
 from stemd.control.osc.client import status
 
 pytestmark = pytest.mark.jack
@@ -59,8 +58,10 @@ def test_run_notifies_systemd_answers_status_and_stops_cleanly_on_sigterm(jackd,
         assert state["daemon"]["state"].startswith("running")
         assert state["daemon"]["latency_ms"] == pytest.approx(200.0)
         assert state["daemon"]["xruns"] >= 0 and state["daemon"]["underruns"] == 0
-        text = render(state)
-        assert "latency" in text and "200.0 ms" in text and "xruns" in text
+        shown = subprocess.run([sys.executable, "-m", "stemd", "status", "--port", str(port), "--timeout", "5"],
+                               capture_output=True, text=True, timeout=60)
+        assert shown.returncode == 0, shown.stderr
+        assert "latency    200.0 ms" in shown.stdout and "xruns" in shown.stdout and "underruns" in shown.stdout
 
         daemon.send_signal(signal.SIGTERM)
         assert daemon.wait(15) == 0

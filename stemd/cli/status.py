@@ -7,18 +7,15 @@ import json
 import sys
 from typing import Any
 
-from stemd.config import ConfigError, load_config
-from stemd.control.osc.client import NoReply, connect_host, status
+from stemd.config import ConfigError
+from stemd.control.osc.client import NoReply, add_daemon_arguments, daemon_address, status
 
 HELP = ("Print the running daemon's state: output (separated or dry), latency, xruns, underruns, the "
         "engine's real-time factor and the mixer. Exit status 2 when no daemon answers.")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", help="config file for [osc] host and port (default: built-in defaults)")
-    parser.add_argument("--host", help="daemon address (default: [osc] host)")
-    parser.add_argument("--port", type=int, help="daemon UDP port (default: [osc] port)")
-    parser.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for the answer")
+    add_daemon_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print the raw JSON state")
 
 
@@ -61,11 +58,10 @@ def render(state: dict[str, Any]) -> str:
 
 def main(args: argparse.Namespace) -> int:
     try:
-        osc = load_config(args.config).osc
+        host, port = daemon_address(args)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    host, port = args.host or connect_host(osc.host), args.port or osc.port
     try:
         state = status(host, port, args.timeout)
     except (NoReply, OSError, RuntimeError) as exc:
