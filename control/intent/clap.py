@@ -63,8 +63,10 @@ class Clap:
             torch.set_num_threads(threads)
 
     def embed_text(self, texts: Sequence[str]) -> np.ndarray:
+        from stemd.control.intent.semantic import single_thread
+
         inputs = self.processor.tokenizer(list(texts), padding=True, truncation=True, return_tensors="pt")
-        with self._torch.inference_mode():
+        with self._torch.inference_mode(), single_thread():
             out = self.model.get_text_features(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
         return _rows(out)
 
@@ -74,8 +76,12 @@ class Clap:
             import soxr
 
             clips = [soxr.resample(np.asarray(c, dtype=np.float32), sample_rate, self.sample_rate) for c in clips]
+        # The fused and unfused checkpoints expect different mel stacks; clips shorter than the
+        # extractor's 10 s are never cropped, so "rand_trunc" stays deterministic here.
+        fused = bool(getattr(self.model.config.audio_config, "enable_fusion", False))
         features = self.processor.feature_extractor(
-            [np.asarray(c, dtype=np.float32) for c in clips], sampling_rate=self.sample_rate, return_tensors="pt"
+            [np.asarray(c, dtype=np.float32) for c in clips], sampling_rate=self.sample_rate,
+            truncation="fusion" if fused else "rand_trunc", return_tensors="pt",
         )
         with self._torch.inference_mode():
             out = self.model.get_audio_features(

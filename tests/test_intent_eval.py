@@ -1,0 +1,50 @@
+"""Regression gate on the evaluation set (control/intent/eval_set.jsonl): the grammar alone, then the
+full parser with the real MiniLM weights. The benchmark (benchmarks/intent_bench.py) prints the same
+numbers with timings."""
+
+import pytest
+
+from stemd.control.commands import Command, commands_to_json
+from stemd.control.intent import IntentParser, parse
+from stemd.control.intent.evaluation import evaluate, load_eval_set
+
+ROWS = load_eval_set()
+
+
+def test_the_set_is_big_varied_and_canonical():
+    assert len(ROWS) >= 200
+    categories = {r["category"] for r in ROWS}
+    assert {"compound", "asr", "filler", "reject", "except", "semantic"} <= categories
+    assert sum(r["expect"] is None for r in ROWS) >= 40
+    for row in ROWS:
+        if row["expect"] is not None:  # expectations are written in canonical form
+            cmds = [Command.from_dict(c) for c in row["expect"]]
+            assert commands_to_json(cmds) == commands_to_json(Command.from_dict(c) for c in row["expect"])
+            assert [c.to_dict() for c in cmds] == row["expect"]
+
+
+def test_grammar_meets_the_targets():
+    grammar_rows = [r for r in ROWS if r["layer"] == "grammar"]
+    score = evaluate(parse, grammar_rows)
+    assert score.accuracy >= 0.97, score.misses
+    assert not score.wrong_on_reject_set
+
+
+def test_grammar_alone_never_acts_on_text_meant_for_rejection():
+    score = evaluate(parse, [r for r in ROWS if r["expect"] is None])
+    assert score.wrong_on_reject_set == []
+
+
+@pytest.fixture(scope="module")
+def full_parser():
+    parser = IntentParser(semantic="minilm")
+    assert parser.status()["semantic"].startswith("minilm")
+    return parser
+
+
+def test_full_parser_with_minilm_meets_the_targets(full_parser):
+    score = evaluate(full_parser.parse, ROWS)
+    assert score.accuracy >= 0.97, score.misses
+    assert score.wrong_on_reject_set == []
+    semantic = evaluate(full_parser.parse, [r for r in ROWS if r["layer"] == "semantic" and r["expect"]])
+    assert semantic.accuracy >= 0.75, semantic.misses  # paraphrases the grammar cannot read
