@@ -36,11 +36,9 @@ def xrun_free(daemon, measure, attempts=4):
     return result
 
 
-def impulse_delay(jackd, daemon, seconds=1.0):
-    """Frames between an impulse leaving the player and arriving at the recorder via stemd."""
-    n = round(0.3 * jackd.rate)
-    signal = np.zeros((2, n), np.float32)
-    signal[:, 100] = 1.0
+def through_stemd(jackd, signal, seconds):
+    """Play `signal` into stemd:in_L/R while recording stemd:out_L/R for `seconds`; returns the
+    recording and how many frames after the recording's start the signal started."""
     player, recorder = Player(jackd, signal), Recorder(jackd, 2, seconds)
     try:
         player.connect("stemd:in_L", "stemd:in_R")
@@ -48,13 +46,21 @@ def impulse_delay(jackd, daemon, seconds=1.0):
         recorder.start()
         time.sleep(0.1)
         player.play()
-        recorder.wait_full(seconds * 4 + 5)
-        peak = int(np.argmax(np.abs(recorder.data[0])))
-        assert abs(recorder.data[0, peak]) > 0.5, "the impulse never came out"
-        return recorder.start_frame + peak - (player.start_frame + 100)
+        recorder.wait_full(seconds * 4 + 10)
     finally:
         player.close()
         recorder.close()
+    return recorder.data, player.start_frame - recorder.start_frame
+
+
+def impulse_delay(jackd, daemon, seconds=1.0):
+    """Frames between an impulse leaving the player and arriving at the recorder via stemd."""
+    signal = np.zeros((2, round(0.3 * jackd.rate)), np.float32)
+    signal[:, 100] = 1.0
+    data, start = through_stemd(jackd, signal, seconds)
+    peak = int(np.argmax(np.abs(data[0])))
+    assert abs(data[0, peak]) > 0.5, "the impulse never came out"
+    return peak - (start + 100)
 
 
 def reported_latency(jackd):
@@ -98,19 +104,8 @@ def stem_sum_residual_db(jackd, latency):
     t = np.arange(round(1.5 * rate)) / rate
     music = (0.3 * np.sin(2 * np.pi * 220 * t) + 0.2 * np.sin(2 * np.pi * 3300 * t + 1)).astype(np.float32)
     signal = np.stack([music, np.roll(music, 500)])
-    player, recorder = Player(jackd, signal), Recorder(jackd, 2, 1.5 + 0.6)
-    try:
-        player.connect("stemd:in_L", "stemd:in_R")
-        recorder.connect("stemd:out_L", "stemd:out_R")
-        recorder.start()
-        time.sleep(0.05)
-        player.play()
-        recorder.wait_full(20)
-    finally:
-        player.close()
-        recorder.close()
-    offset = player.start_frame - recorder.start_frame + latency
-    got = recorder.data[:, offset:offset + signal.shape[1]]
+    data, start = through_stemd(jackd, signal, 1.5 + 0.7)
+    got = data[:, start + latency:start + latency + signal.shape[1]]
     body = slice(round(0.1 * rate), round(1.4 * rate))  # away from the signal's own edges
     residual = got[:, body] - signal[:, body]
     return 20 * np.log10(np.sqrt(np.mean(residual ** 2)) / np.sqrt(np.mean(signal[:, body] ** 2)))
