@@ -16,6 +16,7 @@ from types import SimpleNamespace
 from typing import Any, Callable
 
 from stemd.control.commands import REFINE_MODES
+from stemd.control.midi.mapping import MIDI_MAP_DOC, check_entry, check_map_files
 
 
 class ConfigError(ValueError):
@@ -152,7 +153,15 @@ SCHEMA: dict[str, Section] = {
             "clock": Key(True, "Follow incoming MIDI clock (24 ppqn) for the tempo."),
             "connect_in": Key([], "JACK MIDI ports connected to midi_in at start.", item=str),
             "connect_out": Key([], "JACK MIDI ports midi_out connects to at start.", item=str),
+            "map_files": Key(
+                [],
+                "Mapping files loaded under the [[midi.map]] entries below: a shipped map by name\n"
+                "(generic-8x4, akai-apc-mini, korg-nanokontrol2; see control/midi/maps/) or a path.",
+                check=check_map_files, item=str,
+            ),
         },
+        footer=MIDI_MAP_DOC,
+        tables={"map": check_entry},
     ),
     "voice": Section(
         "Voice control (Vosk).",
@@ -209,6 +218,13 @@ def _locate(text: str, section: str, key: str | None) -> int:
     return header_line
 
 
+def _locate_entry(text: str, table: str, index: int) -> int:
+    """1-based line of the `index`-th (0-based) `[[table]]` header, 0 when absent."""
+    headers = [n for n, line in enumerate(text.splitlines(), 1)
+               if re.fullmatch(rf"\[\[\s*{re.escape(table)}\s*\]\](\s*#.*)?", line.strip())]
+    return headers[index] if index < len(headers) else 0
+
+
 def _check(key_name: str, spec: Key, value: Any) -> str | None:
     want = spec.type
     if want is float and isinstance(value, int) and not isinstance(value, bool):
@@ -237,8 +253,8 @@ def _coerce(spec: Key, value: Any) -> Any:
 def validate(data: dict[str, Any], text: str = "", origin: str = "<config>") -> SimpleNamespace:
     """Validate parsed TOML against SCHEMA and fill defaults; raise ConfigError naming key and line."""
 
-    def fail(section: str, key: str | None, message: str) -> ConfigError:
-        line = _locate(text, section, key)
+    def fail(section: str, key: str | None, message: str, line: int = 0) -> ConfigError:
+        line = line or _locate(text, section, key)
         where = f"{origin}:{line}" if line else origin
         name = f"[{section}] {key}" if key else f"[{section}]"
         return ConfigError(f"{where}: {name}: {message}")
@@ -259,7 +275,8 @@ def validate(data: dict[str, Any], text: str = "", origin: str = "<config>") -> 
                 for i, entry in enumerate(value):
                     problem = section.tables[key](entry)
                     if problem:
-                        raise fail(section_name, key, f"entry {i + 1}: {problem}")
+                        raise fail(section_name, key, f"entry {i + 1}: {problem}",
+                                   _locate_entry(text, f"{section_name}.{key}", i))
                 values[key] = value
                 continue
             if key not in section.keys:

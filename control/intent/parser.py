@@ -54,6 +54,17 @@ class IntentParser:
         self._router = None
         self._router_reason = "no audio provider" if audio_provider is None else ""
 
+    @classmethod
+    def from_config(
+        cls, config: SimpleNamespace, stems: Sequence[str] | None = None,
+        audio_provider: AudioProvider | None = None, semantic: Any = "auto",
+    ) -> "IntentParser":
+        """The parser a daemon runs with: [intent], the [mixer] default step, the [transport] meter."""
+        return cls(
+            config.intent, stems, audio_provider, default_step_db=config.mixer.default_step_db,
+            beats_per_bar=config.transport.beats_per_bar, semantic=semantic,
+        )
+
     def parse(self, text: str) -> list[Command]:
         results = parse_clauses(text, self.settings)
         if not results:

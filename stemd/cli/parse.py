@@ -43,10 +43,7 @@ def main(args: argparse.Namespace) -> int:
         if unknown:
             print(f"error: unknown stem(s) {', '.join(unknown)}; known: {', '.join(KNOWN_STEMS)}", file=sys.stderr)
             return 2
-    parser = IntentParser(
-        config.intent, stems=stems, default_step_db=config.mixer.default_step_db,
-        beats_per_bar=config.transport.beats_per_bar, semantic="off" if args.grammar else "auto",
-    )
+    parser = IntentParser.from_config(config, stems, semantic="off" if args.grammar else "auto")
     text = " ".join(args.words)
     try:
         commands = parser.parse(text)

@@ -1,0 +1,37 @@
+"""MIDI clock in through a real jackd: 24 ppqn ticks with jitter → tempo."""
+
+import random
+
+from midi_rig import FrameSender, StemdMidi, wait_for
+
+CLOCK = b"\xf8"
+
+
+def ticks(sender: FrameSender, rate: int, bpm: float, seconds: float, jitter_ms: float, start: int | None = None):
+    """Clock ticks from `start` (default: a few periods ahead), each moved by up to ±jitter_ms, as a
+    sequencer syncing over a jittery link sends them. Returns the frame after the last tick."""
+    rng = random.Random(int(bpm * 100))
+    period = 60.0 * rate / (bpm * 24)
+    first = sender.frame + 4 * 256 if start is None else start
+    count = int(seconds * bpm * 24 / 60)
+    frames = [first + round(i * period + rng.uniform(-jitter_ms, jitter_ms) * rate / 1000) for i in range(count)]
+    frames = sorted(frames)  # JACK takes events in order only
+    sender.schedule([(f, CLOCK) for f in frames])
+    return first + round(count * period)
+
+
+def test_clock_sets_the_tempo_within_half_a_bpm_and_follows_changes(jackd):
+    rig = StemdMidi(jackd)  # no beat clock in this daemon: tempo goes to the mixer as a command
+    seq = FrameSender(jackd, rig.midi_in, name="sequencer")
+    try:
+        end = ticks(seq, jackd.rate, 127.3, 2.0, jitter_ms=2.0)
+        assert wait_for(seq.drained, timeout=10)
+        assert wait_for(lambda: abs(rig.mixer.bpm - 127.3) <= 0.5, timeout=1), rig.mixer.bpm
+        first_estimate = rig.mixer.bpm
+        ticks(seq, jackd.rate, 93.0, 2.0, jitter_ms=2.0, start=end)
+        assert wait_for(seq.drained, timeout=10)
+        assert wait_for(lambda: abs(rig.mixer.bpm - 93.0) <= 0.5, timeout=1), rig.mixer.bpm
+        print(f"\nMIDI clock 127.3 BPM -> {first_estimate:.2f}; 93.0 BPM -> {rig.mixer.bpm:.2f} (±2 ms jitter)")
+    finally:
+        seq.close()
+        rig.close()
