@@ -3,6 +3,8 @@ model resolution and the reasons voice control gives for being off, the mic read
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import vosk
@@ -16,7 +18,7 @@ from stemd.control.voice.bench import korean_model
 from stemd.control.voice.grammar import build_grammar
 from stemd.control.voice.mic import MicReader
 from stemd.control.voice.phrases import PhraseTable
-from stemd.control.voice.recognizer import RATE
+from stemd.control.voice.recognizer import RATE, utterance
 from stemd.daemon.mixer import Mixer
 from stemd.daemon.ring import SpscRing
 from stemd.daemon.session import Session
@@ -91,6 +93,23 @@ def test_english_vocabulary_on_the_korean_model_is_refused(ko_model):
     assert {"drop", "vocals", "bass", "loop"} <= set(words)
     with pytest.raises(ValueError, match="knows none of the command words"):
         build_grammar(words, ko_model)
+
+
+def _result(*words: tuple[str, float]) -> str:
+    return json.dumps({"result": [{"word": w, "conf": c, "start": 0.0, "end": 0.1} for w, c in words]})
+
+
+def test_final_results_are_judged_word_by_word():
+    sure = utterance(_result(("drop", 1.0), ("the", 0.9), ("vocals", 0.8)), 0.6)
+    assert sure.text == "drop the vocals" and sure.rejected is None
+    doubtful = utterance(_result(("drop", 1.0), ("the", 0.9), ("bass", 0.41)), 0.6)
+    assert doubtful.rejected == "not sure what was said (confidence bass 0.41 < 0.6)"
+    trimmed = utterance(_result(("[unk]", 1.0), ("drop", 1.0), ("vocals", 1.0), ("[unk]", 0.3)), 0.6)
+    assert trimmed.text == "drop vocals" and trimmed.rejected is None  # breath and chatter around it
+    inside = utterance(_result(("drop", 1.0), ("[unk]", 1.0), ("vocals", 1.0)), 0.6)
+    assert "outside the command vocabulary" in inside.rejected  # "drop (not) the vocals"
+    assert utterance(_result(("[unk]", 1.0)), 0.6) is None
+    assert utterance(json.dumps({"text": ""}), 0.6) is None
 
 
 # ---- models and the reasons voice is off --------------------------------------------------------

@@ -76,6 +76,19 @@ def test_rejections_are_reported_with_what_was_heard(ptt):
     assert describe(ptt.voice.status()).startswith("listening (push-to-talk, ko phrases);")
 
 
+def test_a_failing_feedback_listener_does_not_stop_voice(ptt):
+    def broken(result):
+        raise RuntimeError("feedback socket closed")
+
+    ptt.voice.add_listener(broken)
+    try:
+        for _ in range(2):
+            trial = ptt.say(*spoken("초기화"), speed=None)
+    finally:
+        ptt.voice.remove_listener(broken)
+    assert trial.heard and ptt.voice.status()["state"] == "listening"
+
+
 def test_always_on_acts_when_the_speaker_pauses():
     with Rig(activation="always") as rig:
         trial = rig.say(*spoken("드럼 빼줘", tail_s=1.2), press=False, speed=None)

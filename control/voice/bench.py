@@ -48,7 +48,8 @@ class Trial:
     heard: str | None  # None: the listener reported nothing at all
     commands: tuple[Command, ...]
     error: str | None
-    latency_s: float | None
+    latency_s: float | None  # utterance end -> Session listener (command applied)
+    recognised_s: float | None  # utterance end -> Vosk final result
 
 
 @dataclass
@@ -111,9 +112,10 @@ class Rig:
             self._event.wait(wait_s)
         commands = tuple(c for _, a in self._applied for c in a.commands)
         latency = self._applied[0][0] - end if self._applied else None
+        recognised = self._results[-1].heard_at - end if self._results else None
         heard = " / ".join(r.heard for r in self._results) if self._results else None
         errors = [r.error for r in self._results if r.error]
-        return Trial(heard, commands, "; ".join(errors) or None, latency)
+        return Trial(heard, commands, "; ".join(errors) or None, latency, recognised)
 
     def expected(self, phrase: str) -> tuple[Command, ...]:
         return tuple(self.parser.parse(self.voice.phrases.translate(phrase)))
@@ -137,7 +139,8 @@ def run(snrs: list[float | None], speeds: list[int], realtime: bool) -> dict:
                     want = rig.expected(phrase)
                     outcome = "right" if trial.commands == want else "wrong" if trial.commands else "rejected"
                     rows.append({"snr_db": snr, "wpm": wpm, "phrase": phrase, "heard": trial.heard,
-                                 "outcome": outcome, "latency_ms": _ms(trial.latency_s), "error": trial.error})
+                                 "outcome": outcome, "latency_ms": _ms(trial.latency_s),
+                                 "recognised_ms": _ms(trial.recognised_s), "error": trial.error})
         for name, audio in _junk(backing):
             trial = rig.say(audio, audio.shape[0], speed=1.0 if realtime else None)
             rig.reset_mixer()
@@ -180,24 +183,29 @@ def _summary(rows: list[dict]) -> list[dict]:
         count = {k: sum(r["outcome"] == k for r in group) for k in ("right", "wrong", "rejected")}
         out.append({"snr_db": "clean" if snr is None else snr, "n": len(group), **count,
                     "accuracy": round(count["right"] / len(group), 3),
-                    "ptt_latency_ms": _stats([r["latency_ms"] / 1000 for r in group if r["latency_ms"] is not None
-                                              and r["outcome"] == "right"])})
+                    "ptt_latency_ms": _stats([r["latency_ms"] / 1000 for r in group if r["latency_ms"] is not None]),
+                    "ptt_recognised_ms": _stats([r["recognised_ms"] / 1000 for r in group
+                                                 if r["recognised_ms"] is not None])})
     return out
 
 
 def print_table(report: dict) -> None:
-    print(f"{'SNR dB':>7} {'n':>4} {'right':>6} {'wrong':>6} {'reject':>7} {'acc':>6}  PTT release→applied ms (median/p95)")
+    print(f"{'SNR dB':>7} {'n':>4} {'right':>6} {'wrong':>6} {'reject':>7} {'acc':>6}  "
+          "push-to-talk release → final result / → applied, ms median (p95)")
     for s in report["summary"]:
-        lat = s["ptt_latency_ms"]
-        lat_text = f"{lat['median']}/{lat['p95']}" if lat["n"] else "-"
         print(f"{s['snr_db']!s:>7} {s['n']:>4} {s['right']:>6} {s['wrong']:>6} {s['rejected']:>7} "
-              f"{s['accuracy']:>6.0%}  {lat_text}")
+              f"{s['accuracy']:>6.0%}  {_pair(s['ptt_recognised_ms'])} / {_pair(s['ptt_latency_ms'])}")
     false = [j for j in report["junk"] if j["commands"]]
     print(f"junk inputs giving a command: {len(false)}/{len(report['junk'])}"
           + "".join(f"\n  {j['input']}: heard {j['heard']!r} -> {j['commands']}" for j in false))
     a = report["always_latency_ms"]
     if a["n"]:
-        print(f"always-on, end of speech → applied ms: median {a['median']}, p95 {a['p95']} (n={a['n']})")
+        print(f"always-on, end of speech → applied ms: median {a['median']}, p95 {a['p95']} (n={a['n']}; "
+              "Vosk ends an utterance after 0.5 s of silence)")
+
+
+def _pair(stats: dict) -> str:
+    return f"{stats['median']} ({stats['p95']})" if stats["n"] else "-"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,8 +4,8 @@ One non-real-time thread does all of it, so recognition can never stall the JACK
 button (`listen`) only posts an event, so OSC and MIDI threads never wait on Vosk either. Commands go
 through `Session.intent(text, source="voice")` like every other control source, so the mixer, the
 OSC state feedback and the MIDI LEDs follow an applied voice command by themselves; every result,
-applied or rejected, is also handed to this service's own listeners (OSC `/stemd/voice/...`
-feedback) with what was heard, because a performer needs to know why a spoken command did nothing.
+applied or rejected, is also handed to this service's own listeners (for OSC or MIDI feedback) with
+what was heard, because a performer needs to know why a spoken command did nothing.
 """
 
 from __future__ import annotations
@@ -107,6 +107,10 @@ class VoiceListener:
     def add_listener(self, listener: Callable[[VoiceResult], None]) -> None:
         self._listeners.append(listener)
 
+    def remove_listener(self, listener: Callable[[VoiceResult], None]) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
     def status(self) -> dict[str, Any]:
         last = self._last
         return {
@@ -202,7 +206,9 @@ class VoiceListener:
         try:
             sentence = self.phrases.translate(text) if self.phrases else text
             applied = self.session.intent(sentence, source="voice")
-        except (CommandError, RuntimeError) as exc:  # RuntimeError: the command queue is full
+        except Exception as exc:  # rejected, queue full, or a Session listener failed: the thread goes on
+            if not isinstance(exc, CommandError):
+                log.exception("voice: applying %r failed", sentence)
             self._report(VoiceResult(utterance.text, sentence, error=str(exc), heard_at=heard_at))
             return
         self._report(VoiceResult(utterance.text, sentence, applied=applied, heard_at=heard_at))
@@ -212,7 +218,10 @@ class VoiceListener:
         self._counts["applied" if result.applied else "rejected"] += 1
         log.info("voice: heard %r -> %s", result.heard, "applied" if result.applied else result.error)
         for listener in list(self._listeners):
-            listener(result)
+            try:
+                listener(result)
+            except Exception:  # one broken feedback path must not silence the others or the listener
+                log.exception("voice: a result listener failed")
 
 
 def _parser_vocabulary() -> Iterable[str]:

@@ -50,29 +50,31 @@ class CommandRecognizer:
     def accept(self, samples: np.ndarray) -> Utterance | None:
         """Feed float samples at 16 kHz; returns an utterance when Vosk detects its end (silence)."""
         if self._vosk.AcceptWaveform(self._to_pcm(samples)):
-            return self._utterance(self._vosk.Result())
+            return utterance(self._vosk.Result(), self.min_confidence)
         return None
 
     def finish(self) -> Utterance | None:
         """End the current utterance now (push-to-talk released) and start afresh."""
-        return self._utterance(self._vosk.FinalResult())
+        return utterance(self._vosk.FinalResult(), self.min_confidence)
 
     @staticmethod
     def _to_pcm(samples: np.ndarray) -> bytes:
         return (np.clip(samples, -1.0, 1.0) * 32767.0).astype(np.int16).tobytes()
 
-    def _utterance(self, result_json: str) -> Utterance | None:
-        words = [Word(w["word"], float(w["conf"])) for w in json.loads(result_json).get("result", [])]
-        while words and words[0].word == UNK:
-            words.pop(0)
-        while words and words[-1].word == UNK:
-            words.pop()
-        if not words:
-            return None
-        if any(w.word == UNK for w in words):
-            return Utterance(tuple(words), "words outside the command vocabulary in the middle of the command")
-        doubtful = [w for w in words if w.conf < self.min_confidence]
-        if doubtful:
-            heard = ", ".join(f"{w.word} {w.conf:.2f}" for w in doubtful)
-            return Utterance(tuple(words), f"not sure what was said (confidence {heard} < {self.min_confidence:g})")
-        return Utterance(tuple(words))
+
+def utterance(result_json: str, min_confidence: float) -> Utterance | None:
+    """The Utterance of one Vosk final result (None when it holds no words), judged as above."""
+    words = [Word(w["word"], float(w["conf"])) for w in json.loads(result_json).get("result", [])]
+    while words and words[0].word == UNK:
+        words.pop(0)
+    while words and words[-1].word == UNK:
+        words.pop()
+    if not words:
+        return None
+    if any(w.word == UNK for w in words):
+        return Utterance(tuple(words), "words outside the command vocabulary in the middle of the command")
+    doubtful = [w for w in words if w.conf < min_confidence]
+    if doubtful:
+        heard = ", ".join(f"{w.word} {w.conf:.2f}" for w in doubtful)
+        return Utterance(tuple(words), f"not sure what was said (confidence {heard} < {min_confidence:g})")
+    return Utterance(tuple(words))
