@@ -27,16 +27,19 @@ class Scheduler:
         self._order = itertools.count()
         self._wake = threading.Condition()
         self._stopped = False
-        self._thread = threading.Thread(target=self._loop, name="stemd-osc-timed", daemon=True)
+        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
+        self._stopped = False
+        self._thread = threading.Thread(target=self._loop, name="stemd-osc-timed", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop the thread; timed messages still pending are dropped with it."""
         with self._wake:
             self._stopped = True
             self._wake.notify()
-        if self._thread.is_alive():
+        if self._thread is not None:
             self._thread.join(timeout=2.0)
 
     def at(self, when: float, item: Any) -> None:

@@ -1,8 +1,9 @@
 """The OSC server: every address of DESIGN.md's namespace over UDP, each message answered to its sender.
 
 One thread receives, checks the sender (allow-list, rate limit), parses with python-osc and dispatches
-in arrival order, so a mute followed by an unmute can never be swapped. Bundles with a future time tag
-go to the scheduler thread; feedback to subscribers has its own thread. Every failure a sender can
+in arrival order, so a mute followed by an unmute can never be swapped. Messages in a bundle with a
+future time tag wait on the scheduler thread and are answered when they apply; feedback to subscribers
+has its own thread. Every failure a sender can
 cause (bad packet, unknown address, wrong arguments, rejected intent, full command queue) is caught
 per message and answered with `/stemd/error`; nothing a sender does can end or stall the loop.
 
