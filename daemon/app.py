@@ -240,7 +240,10 @@ class Daemon:
     def run(self) -> None:
         """Supervise until SIGTERM/SIGINT or `stop()`."""
         while not self.stopping.wait(TICK_S):
-            self.tick()
+            try:
+                self.tick()
+            except Exception:  # supervision must outlive any one failure; the audio runs regardless
+                log.exception("supervision step failed; continuing")
 
     def install_signal_handlers(self) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):

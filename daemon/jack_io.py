@@ -116,9 +116,10 @@ class JackIO:
         self.remember_connections()
 
     def _restore(self, wanted: dict[str, list[str]]) -> None:
+        own = {p.shortname: p for p in self._ports()}
         for short, peers in wanted.items():
-            port = self.client.get_port_by_name(f"{self.client.name}:{short}")
-            for peer in peers:
+            port = own.get(short)
+            for peer in peers if port is not None else ():
                 try:
                     if port.is_input:
                         self.client.connect(peer, port)
@@ -127,12 +128,18 @@ class JackIO:
                 except jack.JackError as exc:
                     log.warning("cannot connect %s to %s (%s); skipped", port.name, peer, exc)
 
+    def _ports(self) -> list[jack.Port]:
+        return [*self._in, *self._out, *self._stem_ports, *([self._mic] if self._mic is not None else [])]
+
     def remember_connections(self) -> None:
         """Snapshot our ports' connections, to put them back after a server restart."""
         if self.client is None or self.server_gone.is_set():
             return
-        ports = [*self._in, *self._out, *self._stem_ports, *([self._mic] if self._mic else [])]
-        self.connections = {p.shortname: [c.name for c in self.client.get_all_connections(p)] for p in ports}
+        try:
+            self.connections = {p.shortname: [c.name for c in self.client.get_all_connections(p)]
+                                for p in self._ports()}
+        except jack.JackError:
+            pass  # the server is going away; the shutdown callback follows
 
     def close(self) -> None:
         client, self.client = self.client, None

@@ -128,8 +128,11 @@ class _Loop:
         spec, stats = self.spec, self.stats
         while True:
             stats.set(heartbeat=time.monotonic())
-            if self.conn.poll() and not self._control(self.conn.recv()):
-                return
+            try:
+                if self.conn.poll() and not self._control(self.conn.recv()):
+                    return
+            except (EOFError, OSError):
+                return  # the daemon is gone: nobody to separate for
             backlog = self.in_ring.written - self.pos
             if backlog > spec.latency:
                 self.resyncs += 1
