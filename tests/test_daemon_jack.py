@@ -128,3 +128,13 @@ def test_mixer_commands_act_on_the_separated_output(jackd, tmp_path):
         recorder.close()
     level = np.max(np.abs(recorder.data[0]))
     assert level == pytest.approx(0.5 * (1 - WEIGHTS["vocals"]), rel=0.02)
+
+
+def test_a_model_that_cannot_load_leaves_the_daemon_running_dry_and_saying_why(jackd, tmp_path):
+    with running_daemon(jackd, tmp_path, model="nosuchmodel") as daemon:
+        stats = daemon.stats()
+        assert stats["state"] == "running dry (engine failed)"
+        assert "nosuchmodel" in stats["engine"]["error"]
+        assert daemon.engine is None  # no restart loop for a model that cannot load
+        delay = xrun_free(daemon, lambda: impulse_delay(jackd, daemon))
+    assert abs(delay - stats["latency_frames"]) <= jackd.period  # the music goes on, dry, on time
