@@ -42,6 +42,7 @@ class Surface:
     def __init__(self, server: OscServer, bind: str = "127.0.0.1") -> None:
         self.server = server.address
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)  # room for bursts of answers
         self.sock.bind((bind, 0))
         self.port = self.sock.getsockname()[1]
         self.pushed: list[tuple[str, tuple[Any, ...]]] = []

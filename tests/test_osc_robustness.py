@@ -2,9 +2,11 @@
 
 import random
 import struct
+import time
 
 import pytest
 from pythonosc.osc_message_builder import build_msg
+from pythonosc.parsing import osc_types
 
 from osc_harness import osc, surface  # noqa: F401 (fixtures)
 from stemd.control.commands import Action
@@ -30,8 +32,10 @@ MUTE = build_msg("/stemd/stem/bass/mute", [1]).dgram
 HEADER = b"#bundle\x00" + b"\x00" * 7 + b"\x01"
 
 
-def bundle(*dgrams):
-    return HEADER + b"".join(struct.pack(">i", len(d)) + d for d in dgrams)
+def bundle(*dgrams, at=None):
+    """A bundle of raw datagrams, immediate or at wall-clock time `at`."""
+    header = HEADER if at is None else b"#bundle\x00" + osc_types.write_date(at)
+    return header + b"".join(struct.pack(">i", len(d)) + d for d in dgrams)
 
 
 def nested(depth):
@@ -116,4 +120,32 @@ def test_fuzz_of_random_and_truncated_packets(server, tablet):
         answered += len(tablet.answers(len(chunk), timeout=5.0))
     assert answered >= len(packets)  # every packet got its answer (a valid bundle may get two)
     assert server.stats()["malformed"] > len(packets) // 2
+    still_serving(tablet)
+
+
+def test_a_full_command_queue_is_reported_not_hidden(osc, surface):
+    srv = osc(rate_limit_per_s=100000.0)
+    srv.session.realtime = True  # commands wait for a JACK cycle that never comes
+    tablet = surface(srv)
+    capacity = 1024
+    answers = []
+    for start in range(0, capacity + 5, 100):  # in chunks, so no UDP buffer overflows on the way back
+        chunk = range(start, min(start + 100, capacity + 5))
+        for i in chunk:
+            tablet.send("/stemd/stem/vocals/mute", i % 2)
+        answers += tablet.answers(len(chunk), timeout=5.0)
+    refused = [a for a in answers if a[0] == "/stemd/error"]
+    assert len(answers) == capacity + 5 and len(refused) == 5
+    assert "command queue full" in refused[0][1][0]
+    assert tablet.ask("/stemd/status")[0] == "/stemd/status.reply"
+
+
+def test_pending_timed_messages_are_bounded(server, tablet):
+    at = time.time() + 60.0
+    message = build_msg("/stemd/tap", []).dgram
+    for count in (256, 256, 256, 256, 26):  # 1050 sent, 1024 may wait
+        tablet.send_raw(bundle(*[message] * count, at=at))
+    refused = tablet.answers(26, timeout=5.0)
+    assert len(refused) == 26 and all("already pending" in a[1][0] for a in refused)
+    assert server.stats()["timed_pending"] == 1024
     still_serving(tablet)
