@@ -188,11 +188,12 @@ class Daemon:
         self._check_latency(info, latency, rate)
 
     def _check_latency(self, info: dict[str, Any], latency: int, rate: int) -> None:
-        need = info["latency_frames"] + MAX_BLOCK // 32 + round(self.config.audio.dry_crossfade_ms * rate / 1000)
+        period = self.jack.client.blocksize
+        need = info["latency_frames"] + 2 * period + round(self.config.audio.dry_crossfade_ms * rate / 1000)
         if latency < need:
             log.warning(
                 "[audio] latency_ms = %g is below what %s needs before compute time (%.0f ms: streaming "
-                "delay %.0f ms + one period + the dry crossfade); the output will mostly stay dry — raise it",
+                "delay %.0f ms + two periods + the dry crossfade); the output will mostly stay dry — raise it",
                 self.config.audio.latency_ms, self.model_name, 1000 * need / rate,
                 1000 * info["latency_frames"] / rate,
             )
