@@ -19,10 +19,14 @@ def layout_controls(path):
         assert z.namelist() == ["index.xml"]
         root = ET.fromstring(z.read("index.xml"))
     assert root.tag == "layout" and root.get("version") == "15"
-    return [
-        {**c.attrib, "address": base64.b64decode(c.get("osc_cs", "")).decode()}
-        for c in root.iter("control")
-    ]
+    page = base64.b64decode(root.find("tabpage").get("name")).decode()
+    controls = []
+    for c in root.iter("control"):
+        address = base64.b64decode(c.get("osc_cs", "")).decode()
+        if address:  # the default address /<page>/<name> is the same, for importers that drop osc_cs
+            assert f"/{page}/{base64.b64decode(c.get('name')).decode()}" == address
+        controls.append({**c.attrib, "address": address})
+    return controls
 
 
 def test_shipped_layout_is_the_generated_one(tmp_path):

@@ -22,6 +22,7 @@ from xml.sax.saxutils import quoteattr
 from stemd.control.commands import STEMS_4
 
 DEFAULT_OUT = Path(__file__).parent / "touchosc" / "stemd.touchosc"
+PAGE = "stemd"
 FEEDBACK_PORT = 9001  # the tablet's incoming port; SUBSCRIBE sends it
 LOOP_BEATS = 4
 COLORS = {"vocals": "pink", "drums": "orange", "bass": "blue", "other": "green", "all": "gray"}
@@ -46,8 +47,11 @@ class Control:
     text: str = ""
 
     def xml(self) -> str:
+        # A control's default address is /<page>/<name>; naming it after its address makes the default
+        # and the custom address (`osc_cs`) the same, so an importer that keeps only one still works.
+        name = self.address.removeprefix(f"/{PAGE}/") if self.address else self.name
         attrs = {
-            "name": _b64(self.name), "x": self.x, "y": self.y, "w": self.w, "h": self.h,
+            "name": _b64(name), "x": self.x, "y": self.y, "w": self.w, "h": self.h,
             "color": self.color, "type": self.kind,
         }
         if self.kind.startswith("label"):
@@ -101,7 +105,7 @@ def layout_xml(stems: tuple[str, ...] = STEMS_4) -> str:
     return (
         '<?xml version="1.0" encoding="UTF-8"?>'
         '<layout version="15" mode="1" orientation="vertical">'
-        f'<tabpage name="{_b64("stemd")}" scalef="0.0" scalet="1.0">{body}</tabpage></layout>'
+        f'<tabpage name="{_b64(PAGE)}" scalef="0.0" scalet="1.0">{body}</tabpage></layout>'
     )
 
 
