@@ -1,0 +1,190 @@
+"""Real-time separation with a fixed latency: a sliding context window, a hop, right context, and a
+crossfade between consecutive hops.
+
+At the model rate M: every hop H, the separator runs on the last W samples of input; the slice of its
+output that ends R before the window's end (R = right context, the lookahead every output sample
+has seen at least) is crossfaded into the output over O samples with complementary sin²/cos² ramps.
+A sample is final once the next hop has crossfaded it, so the algorithmic delay is R + O + H at the
+model rate. Resampling the JACK rate to M and back (soxr, time-aligned) adds only soxr's hold-back,
+measured at construction. The whole chain is time-aligned, so the output is the stems of the input
+delayed by exactly `latency_samples`; zeros come out until then.
+
+W and H are rounded to multiples of the separator's `grid` (its STFT hop / total time stride, 1024
+samples for HTDemucs), so every window starts on the same frame grid as a whole-track pass: a model
+that is not exactly shift-invariant then sees each sample the way offline inference does.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from stemd.engines.resample import StreamResampler, max_lag
+from stemd.engines.separator import Separator
+
+CROSSFADE_S = 0.01
+STATS_HOPS = 1000
+
+
+class PostProcessor(Protocol):
+    """Runs on every hop's final output at the model rate (e.g. the refiner)."""
+
+    def process(self, stems: np.ndarray, rate: int) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Window W, hop H, right context R, crossfade O, in samples at the model rate."""
+
+    rate: int
+    window: int
+    hop: int
+    right: int
+    crossfade: int
+
+    @property
+    def delay(self) -> int:
+        """Algorithmic delay at the model rate: right context + crossfade + hop quantization."""
+        return self.right + self.crossfade + self.hop
+
+    def seconds(self) -> dict[str, float]:
+        return {k: getattr(self, k) / self.rate for k in ("window", "hop", "right", "crossfade")}
+
+
+def make_geometry(model_rate: int, grid: int, window_s: float, hop_s: float, right_s: float,
+                  crossfade_s: float = CROSSFADE_S) -> Geometry:
+    hop = max(1, round(hop_s * model_rate / grid)) * grid
+    right = round(right_s * model_rate)
+    crossfade = min(round(crossfade_s * model_rate), hop)
+    window = max(1, round(window_s * model_rate / grid)) * grid
+    if window < right + hop + crossfade:
+        raise ValueError(
+            f"window {window_s:g} s is shorter than right context + hop + crossfade "
+            f"({(right + hop + crossfade) / model_rate:g} s)"
+        )
+    return Geometry(model_rate, window, hop, right, crossfade)
+
+
+class StreamingSeparator:
+    """Feeds arbitrary blocks through `separator` and returns the stems, `latency_samples` late."""
+
+    def __init__(self, separator: Separator, rate: int, window_s: float | None = None,
+                 hop_s: float | None = None, right_s: float | None = None,
+                 crossfade_s: float = CROSSFADE_S) -> None:
+        defaults = separator.streaming
+        self.separator = separator
+        self.sources = list(separator.sources)
+        self.rate = rate
+        self.model_rate = separator.sample_rate
+        self.geometry = make_geometry(
+            self.model_rate, getattr(separator, "grid", 1),
+            defaults.window_s if window_s is None else window_s,
+            defaults.hop_s if hop_s is None else hop_s,
+            defaults.right_s if right_s is None else right_s,
+            crossfade_s,
+        )
+        g = self.geometry
+        self.hop_samples = round(g.hop * rate / self.model_rate)
+        self.resampler_lag = {"in": max_lag(rate, self.model_rate), "out": max_lag(self.model_rate, rate)}
+        self.latency_samples = math.ceil(
+            (self.resampler_lag["in"] + g.delay) * rate / self.model_rate + self.resampler_lag["out"]
+        )
+        ramp = np.sin(0.5 * np.pi * (np.arange(g.crossfade) + 0.5) / max(g.crossfade, 1)) ** 2
+        self._fade_in = ramp.astype(np.float32)
+        self._fade_out = (1.0 - ramp).astype(np.float32)
+        self.post: list[PostProcessor] = []
+        self.compute_ms: deque[float] = deque(maxlen=STATS_HOPS)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget all audio (e.g. after the JACK server restarted); latency and settings stay."""
+        g, channels = self.geometry, 2 * len(self.sources)
+        self._to_model = StreamResampler(self.rate, self.model_rate, 2)
+        self._from_model = StreamResampler(self.model_rate, self.rate, channels)
+        self._window = np.zeros((2, g.window), dtype=np.float32)
+        self._filled = 0  # model-rate samples of the next hop already in the window's tail
+        self._model_in = 0  # model-rate input samples so far
+        self._tail = np.zeros((len(self.sources), 2, g.crossfade), dtype=np.float32)
+        self._out = np.zeros((len(self.sources), 2, 0), dtype=np.float32)
+        self._out_start = 0  # absolute index (at `rate`) of self._out[..., 0]
+        self._in_count = 0  # input samples so far at `rate`
+        self.underrun_samples = 0
+        self.hops = 0
+
+    @property
+    def real_time_factor(self) -> float:
+        """Median compute time per hop over the hop's duration (must stay well below 1)."""
+        if not self.compute_ms:
+            return 0.0
+        return float(np.median(self.compute_ms)) / (1000.0 * self.geometry.hop / self.model_rate)
+
+    def process(self, block: np.ndarray) -> np.ndarray:
+        """[2, n] float32 at `rate` in, [S, 2, n] float32 out (the stems of the input
+        `latency_samples` ago)."""
+        if block.ndim != 2 or block.shape[0] != 2:
+            raise ValueError(f"expected a stereo block [2, n], got shape {block.shape}")
+        self._take(self._to_model.process(block.astype(np.float32, copy=False)))
+        start = self._in_count - self.latency_samples
+        self._in_count += block.shape[1]
+        return self._emit(start, block.shape[1])
+
+    def _take(self, x: np.ndarray) -> None:
+        """Append model-rate input, running one hop each time H new samples are in."""
+        hop, window = self.geometry.hop, self._window
+        pos = 0
+        while pos < x.shape[1]:
+            if self._filled == 0:
+                window[:, :-hop] = window[:, hop:]
+            n = min(hop - self._filled, x.shape[1] - pos)
+            at = window.shape[1] - hop + self._filled
+            window[:, at:at + n] = x[:, pos:pos + n]
+            self._filled += n
+            self._model_in += n
+            pos += n
+            if self._filled == hop:
+                self._filled = 0
+                self._hop()
+
+    def _hop(self) -> None:
+        g = self.geometry
+        started = time.perf_counter()
+        stems = self.separator.separate(self._window)
+        end = g.window - g.right
+        piece = stems[:, :, end - g.hop - g.crossfade:end]
+        final = piece[:, :, :g.hop].copy()
+        final[:, :, :g.crossfade] *= self._fade_in
+        final[:, :, :g.crossfade] += self._tail
+        np.multiply(piece[:, :, g.hop:], self._fade_out, out=self._tail)
+        for post in self.post:
+            final = post.process(final, self.model_rate)
+        self.compute_ms.append(1000.0 * (time.perf_counter() - started))
+        self.hops += 1
+        first = self._model_in - g.delay  # model-rate index of final[..., 0]
+        if first + g.hop <= 0:
+            return
+        if first < 0:
+            final = final[:, :, -first:]
+        self._push(final)
+
+    def _push(self, final: np.ndarray) -> None:
+        s = len(self.sources)
+        out = self._from_model.process(final.reshape(2 * s, -1)).reshape(s, 2, -1)
+        self._out = np.concatenate([self._out, out], axis=2)
+
+    def _emit(self, start: int, n: int) -> np.ndarray:
+        """Output samples [start, start + n) of the time-aligned stem stream; zeros before 0."""
+        result = np.zeros((len(self.sources), 2, n), dtype=np.float32)
+        out_end = self._out_start + self._out.shape[2]
+        lo, hi = max(start, self._out_start), min(start + n, out_end)
+        if hi > lo:
+            result[:, :, lo - start:hi - start] = self._out[:, :, lo - self._out_start:hi - self._out_start]
+        self.underrun_samples += max(0, start + n - max(start, 0, out_end))
+        drop = max(0, start + n - self._out_start)
+        self._out = self._out[:, :, drop:]
+        self._out_start += drop
+        return result
