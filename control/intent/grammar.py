@@ -254,14 +254,15 @@ class _Parts:
     all_tokens: list[Token]
 
 
-def _collect(content: list[Token], settings: Settings) -> _Parts:
+def _collect(tokens: Sequence[Token]) -> _Parts:
+    content = [t for t in tokens if t.kind != "filler"]
     unknown = [t.text for t in content if t.kind == "unknown"]
     if unknown:
         raise Unclear(f"I don't know {', '.join(repr(u) for u in unknown)}", unknown_words=True)
     for t in content:
         if t.kind == "ambiguous":
             raise Unclear(str(t.value))
-    parts = _Parts([], [], [], [], [], False, 1.0, set(), [], list(content))
+    parts = _Parts([], [], [], [], [], False, 1.0, set(), [], list(tokens))
     seen_except = False
     for idx, t in enumerate(content):
         if t.kind == "verb":
@@ -357,14 +358,13 @@ def _action(p: _Parts, previous: _Template | None) -> str:
 
 
 def _interpret(tokens: list[Token], previous: _Template | None, s: Settings) -> tuple[list[Intent], _Template | None]:
-    content = [t for t in tokens if t.kind != "filler"]
-    p = _collect(content, s)
-    p.all_tokens = tokens
+    p = _collect(tokens)
     if previous is not None and previous.targets and any(t.kind == "it" for t in p.targets):
         p.targets = [x for t in p.targets for x in (previous.targets if t.kind == "it" else (t,))]
     if p.special:
         if p.strong or p.targets or p.numbers or len(set(p.special)) > 1:
-            raise Unclear(f"{' '.join(t.text for t in content)!r} mixes a mode with other words; say it alone")
+            said = " ".join(t.text for t in tokens if t.kind != "filler")
+            raise Unclear(f"{said!r} mixes a mode with other words; say it alone")
         action = "mute" if p.special[0] == "instrumental" else "solo"
         vocals = Token("stem", "vocals", "vocals")
         return [Intent(Command(action, stem="vocals"))], _Template(action, action, (), (vocals,))
@@ -513,7 +513,7 @@ def interpret_with_action(content: Sequence[Token], action: str, settings: Setti
     """Commands for a clause whose action came from elsewhere (the semantic layer): the clause's own
     stems and numbers still come from the grammar, so a paraphrase never invents a stem."""
     known = [t for t in content if t.kind not in ("unknown", "verb", "weak", "filler")]
-    p = _collect(known, settings)
+    p = _collect(known)
     p.strong = [action]
     return _dispatch(action, p, settings)[0]
 
