@@ -88,7 +88,7 @@ _TARGETS = ("stem", "instrument", "part", "all", "it")
 _VERBS = ("verb", "weak", "special")
 # Weak particles that fix a fade's direction or clash with a strong verb of the opposite sense.
 _IN_PARTICLES = ("in", "back", "on", "back in")
-_OUT_PARTICLES = ("out", "off")
+_OUT_PARTICLES = ("out", "off", "away")
 _REMOVING = {"mute", "down", "dereverb", "clean", "refine_off"}
 _CLEAN_NUMBERS = re.compile(r"(?<![a-z0-9.])([+-]?\d+(?:\.\d+)?)\s*(db|dbs|bpm|beats?|bars?)\b")
 
@@ -390,10 +390,11 @@ def _dispatch(action: str, p: _Parts, s: Settings) -> tuple[list[Intent], _Templ
         beats = _beats(p, s)
         if beats is not None:
             fields["beats"] = beats
-        return _with_template(action, "fade", fields, _need_targets(p, "fade"))
+        return _with_template(action, "fade", fields, _need_targets(p, "fade", whole_mix=beats is not None))
     if action == "loop":
         beats = _beats(p, s)
-        return _with_template(action, "loop", {"beats": beats} if beats else {}, _need_targets(p, "loop"))
+        targets = _need_targets(p, "loop", whole_mix=beats is not None)
+        return _with_template(action, "loop", {"beats": beats} if beats else {}, targets)
     if action == "unloop":
         _no_numbers(p, "release")
         targets = p.targets or [Token("all", None, "everything")]
@@ -449,7 +450,11 @@ def _target(t: Token, action: str) -> tuple[str, str | None, str | None]:
     raise Unclear(f"{action} {t.text!r}? name a stem (vocals, drums, bass, other)")
 
 
-def _need_targets(p: _Parts, action: str) -> list[Token]:
+def _need_targets(p: _Parts, action: str, whole_mix: bool = False) -> list[Token]:
+    """The clause's stems; with none named, `whole_mix` (a length was given: "loop the last 2 bars")
+    means the whole mix, otherwise the performer is asked which stem."""
+    if not p.targets and whole_mix:
+        return [Token("all", None, "everything")]
     if not p.targets:
         raise Unclear(f"{action} what? name a stem (vocals, drums, bass, other)")
     for t in p.targets:

@@ -140,7 +140,7 @@ _VERBS = {
 _WEAK = {
     "solo": ("just", "only just", "keep only", "leave only", "leave just"),
     "unmute": ("add", "keep", "play", "give me", "in", "back", "on", "back in"),
-    "mute": ("out", "off", "no"),
+    "mute": ("out", "off", "no", "away"),
 }
 
 _SPECIAL = {
@@ -182,6 +182,7 @@ _OTHER = {
     Entry("unit", "bar"): ("bar", "bars", "measure", "measures"),
     Entry("unit", "bpm"): ("bpm", "beats per minute", "b p m"),
     Entry("mod", 2.0): ("a lot", "lots", "much", "way", "loads", "a ton", "heaps"),
+    Entry("mod", 1.0): ("a notch", "a step", "a click"),
     Entry("mod", 0.5): (
         "a bit", "a little", "a little bit", "a tad", "a touch", "slightly", "little", "bit",
         "tad", "touch", "a hair", "a smidge", "gently",
@@ -199,7 +200,7 @@ _OTHER = {
         "stems", "channel", "channels", "part", "level", "volume", "for", "over", "across",
         "by", "about", "around", "from", "in the mix", "mix", "the mix now", "stemd", "again",
         "too", "as well", "real quick", "for me", "mate", "man", "dude", "kindly", "just a",
-        "get", "make", "turn", "bring", "take", "go ahead and", "last", "the last", "for the next", "of the", "track", "sound", "sounds", "section", "immediately", "instantly", "gradually", "slowly", "smoothly", "nice and",
+        "get", "make", "turn", "bring", "take", "go ahead and", "last", "the last", "for the next", "next", "of the", "track", "sound", "sounds", "section", "immediately", "instantly", "gradually", "slowly", "smoothly", "nice and",
         "is", "be", "are", "their", "its", "it's", "his",
         "her", "he", "she", "ones", "line", "lines", "please and thank you", "okay so",
         "alright", "all right", "well", "actually", "just do", "do", "would you", "oh", "ah",
