@@ -2,6 +2,7 @@
 
 import json
 import math
+import threading
 import time
 
 import pytest
@@ -162,6 +163,30 @@ def test_intent_text_is_parsed_applied_and_answered(osc, surface):
     server.session.midi = service = Recorder()
     assert commands(tablet.ask("/stemd/midi/learn", "mute the bass")) == [{"action": "mute", "stem": "bass"}]
     assert service.calls == [("learn", Command("mute", stem="bass"))]
+
+
+def test_a_slow_parse_never_holds_up_direct_controls(server, tablet):
+    parse = real_parser(server.session.mixer.stems)
+    if parse is None:
+        pytest.skip("the intent parser (stemd.control.intent) is not built yet")
+    parsing, gate = threading.Event(), threading.Event()
+
+    def slow_parse(text):  # the real parser, held the way a first semantic-model load holds it
+        parsing.set()
+        gate.wait(10.0)
+        return parse(text)
+
+    server.session.parser = slow_parse
+    tablet.send("/stemd/intent", "drop the vocals")
+    assert commands(tablet.ask("/stemd/stem/bass/mute", 1)) == [{"action": "mute", "stem": "bass"}]
+    assert parsing.wait(5.0)
+    for _ in range(70):  # 64 wait behind the sentence being parsed, the rest are refused at once
+        tablet.send("/stemd/intent", "drop the drums")
+    busy = tablet.answers(6)
+    assert len(busy) == 6 and all("busy, 64 sentences already pending" in a[1][0] for a in busy)
+    gate.set()
+    assert commands(tablet.answer()) == [{"action": "mute", "stem": "vocals"}]
+    assert len(tablet.answers(64, timeout=10.0)) == 64
 
 
 def test_two_stem_model_notes_ride_along(osc, surface):

@@ -1,8 +1,9 @@
-"""Bundles with a future OSC time tag: held here and run at their time, off the receive thread.
+"""Work taken off the OSC receive thread and run in order on one thread of its own: bundles with a
+future time tag (run at their time), and sentences for the parser (run as soon as possible).
 
-The receive loop must never sleep on a time tag (one bundle for tomorrow would freeze the surface),
-so due items wait in a heap served by one thread. The heap is bounded in size and in horizon so a
-sender cannot park unbounded memory in the daemon.
+The receive loop must never sleep on a time tag (one bundle for tomorrow would freeze the surface)
+nor wait for a parse, so that work waits in a heap served by one thread. The heap is bounded in size
+and in horizon so a sender cannot park unbounded memory in the daemon.
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ class ScheduleFull(RuntimeError):
 
 
 class Scheduler:
-    def __init__(self, run: Callable[[Any], None], max_pending: int = 1024, horizon_s: float = 3600.0) -> None:
+    def __init__(self, run: Callable[[Any], None], max_pending: int = 1024, horizon_s: float = 3600.0,
+                 what: str = "items") -> None:
         self._run_item = run
         self.max_pending = max_pending
         self.horizon_s = horizon_s
+        self.what = what  # for the refusal: "1024 timed messages already pending"
         self._heap: list[tuple[float, int, Any]] = []
         self._order = itertools.count()
         self._wake = threading.Condition()
@@ -49,7 +52,7 @@ class Scheduler:
             raise ScheduleFull(f"time tag {ahead:.0f} s ahead; the limit is {self.horizon_s:.0f} s")
         with self._wake:
             if len(self._heap) >= self.max_pending:
-                raise ScheduleFull(f"{self.max_pending} timed messages already pending")
+                raise ScheduleFull(f"{self.max_pending} {self.what} already pending")
             heapq.heappush(self._heap, (when, next(self._order), item))
             self._wake.notify()
 

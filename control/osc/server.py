@@ -1,9 +1,11 @@
 """The OSC server: every address of DESIGN.md's namespace over UDP, each message answered to its sender.
 
 One thread receives, checks the sender (allow-list, rate limit), parses with python-osc and dispatches
-in arrival order, so a mute followed by an unmute can never be swapped. Messages in a bundle with a
-future time tag wait on the scheduler thread and are answered when they apply; feedback to subscribers
-has its own thread. Every failure a sender can
+in arrival order, so a mute followed by an unmute can never be swapped. Sentences (`/stemd/intent`,
+`/stemd/midi/learn`) are parsed and applied in order on a thread of their own, so a slow parse never
+holds up a fader; a sentence therefore applies when its parse is done, after direct controls that
+arrived meanwhile. Messages in a bundle with a future time tag wait on the scheduler thread and are
+answered when they apply; feedback to subscribers has its own thread. Every failure a sender can
 cause (bad packet, unknown address, wrong arguments, rejected intent, full command queue) is caught
 per message and answered with `/stemd/error`; nothing a sender does can end or stall the loop.
 
@@ -51,6 +53,7 @@ MAX_ECHO = 80  # characters of a sender's input quoted back in an error
 MAX_REASON = 1000  # characters of an error reason: an answer stays far below the request it answers
 MAX_DATAGRAM = 65535
 SUBSCRIBERS_FILE = "osc-subscribers.json"
+PARSED = frozenset({"/stemd/intent", "/stemd/midi/learn"})  # addresses whose text goes to the parser
 
 Client = tuple[str, int]
 Handler = Callable[[str, list[Any], Client], "Reply"]
@@ -79,7 +82,10 @@ class OscServer:
         self.config = osc_config
         self.allow = AllowList(osc_config.allow)
         self.limiter = RateLimiter(osc_config.rate_limit_per_s)
-        self.scheduler = Scheduler(self._run_timed)
+        self.scheduler = Scheduler(self._handle, what="timed messages")
+        # Sentences are parsed off the receive thread: the semantic layer takes tens of ms a sentence
+        # and seconds to load on first use, and no fader or mute may wait behind that.
+        self.parsing = Scheduler(self._apply, max_pending=64, what="sentences")
         self.feedback = Feedback(
             session,
             self._send_dgram,
@@ -125,6 +131,7 @@ class OscServer:
         self._socket = sock
         self._stopped.clear()
         self.scheduler.start()
+        self.parsing.start()
         self.feedback.start()
         self._thread = threading.Thread(target=self._serve, name="stemd-osc", daemon=True)
         self._thread.start()
@@ -137,6 +144,7 @@ class OscServer:
             self._wake_receiver()
             self._thread.join(timeout=2.0)
         self.scheduler.stop()
+        self.parsing.stop()
         self.feedback.stop()
         if self._socket is not None:
             self._socket.close()
@@ -163,6 +171,7 @@ class OscServer:
             "dropped_not_allowed": self.allow.dropped,
             "dropped_rate_limited": self.limiter.limited,
             "timed_pending": self.scheduler.pending,
+            "sentences_pending": self.parsing.pending,
             "subscribers": len(self.feedback.subscribers()),
         }
 
@@ -210,7 +219,7 @@ class OscServer:
                 except ScheduleFull as exc:
                     self._reply(Reply(ERROR, (f"{timed.message.address}: {exc}",)), client)
             else:
-                self._reply(self._answer(timed.message, client), client)
+                self._handle((timed.message, client))
 
     def _admit(self, host: str, cost: int, client: Client) -> bool:
         admitted, tell = self.limiter.admit(host, cost)
@@ -218,12 +227,23 @@ class OscServer:
             self._reply(Reply(ERROR, (f"rate limit: more than {self.limiter.rate:g} messages/s; dropping",)), client)
         return admitted
 
-    def _run_timed(self, item: tuple[OscMessage, Client]) -> None:
+    def _handle(self, item: tuple[OscMessage, Client]) -> None:
+        """Answer a due message now, or hand a sentence to the parsing thread."""
+        message, client = item
+        if message.address not in PARSED:
+            self._apply(item)
+            return
+        try:
+            self.parsing.at(time.time(), item)
+        except ScheduleFull as exc:
+            self._reply(Reply(ERROR, (f"{message.address}: busy, {exc}",)), client)
+
+    def _apply(self, item: tuple[OscMessage, Client]) -> None:
         message, client = item
         try:
             self._reply(self._answer(message, client), client)
-        except Exception:
-            log.exception("OSC: unexpected failure on a timed message from %s:%d", *client)
+        except Exception:  # a bug must cost one message, never the thread
+            log.exception("OSC: unexpected failure on %s from %s:%d", _clip(message.address), *client)
 
     def _answer(self, message: OscMessage, client: Client) -> Reply:
         address = message.address
