@@ -86,3 +86,10 @@ def test_no_address_touches_files_outside_the_state_folder(tmp_path, surface):
         srv.stop()
     written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
     assert written == ["state", "state/osc-subscribers.json"]
+
+
+def test_rate_limit_table_stays_bounded_under_spoofed_sources():
+    limiter = RateLimiter(5.0, max_clients=64)
+    for i in range(1000):
+        limiter.admit(f"10.0.{i // 256}.{i % 256}")
+    assert limiter.clients <= 64

@@ -82,10 +82,18 @@ class RateLimiter:
                 bucket[2] = now
             return False, notify
 
+    @property
+    def clients(self) -> int:
+        """Senders with a bucket now (bounded by `max_clients`)."""
+        return len(self._buckets)
+
     def _forget_idle(self, now: float) -> None:
+        """Drop buckets that have refilled anyway; if every one is busy (a spoofing flood), all."""
         full_after = self.burst / self.rate
         for host in [h for h, b in self._buckets.items() if now - b[1] > full_after]:
             del self._buckets[host]
+        if len(self._buckets) >= self.max_clients:
+            self._buckets.clear()
 
 
 def state_file(state_dir: str | Path, name: str) -> Path:
