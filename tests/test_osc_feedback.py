@@ -2,6 +2,7 @@
 
 import json
 import socket
+import threading
 import time
 
 import numpy as np
@@ -150,3 +151,29 @@ def test_subscribers_survive_a_restart_in_the_state_folder(tmp_path, surface):
         tablet.wait_for("/stemd/stem/drums/mute", (1,))
     finally:
         second.stop()
+
+
+def test_feedback_follows_the_mixer_when_an_audio_thread_applies_commands(server, tablet, other):
+    """With JACK running, commands reach the mixer a cycle later; feedback reports the applied state."""
+    mixer = server.session.mixer
+    stems = np.zeros((len(mixer.stems), 2, 256), np.float32)
+    out = np.zeros((2, 256), np.float32)
+    stop = threading.Event()
+
+    def cycles():  # the process callback's part: drain the queue and mix, every 256 frames
+        while not stop.wait(256 / 48000):
+            mixer.process(stems, out)
+
+    audio = threading.Thread(target=cycles)
+    server.session.realtime = True
+    audio.start()
+    try:
+        tablet.ask("/stemd/subscribe")
+        tablet.wait_for("/stemd/stem/drums/mute", (0,))
+        assert other.ask("/stemd/stem/drums/mute", 1)[0] == "/stemd/ok"
+        tablet.wait_for("/stemd/stem/drums/mute", (1,))
+        assert other.ask("/stemd/stem/drums/gain_db", -9.0)[0] == "/stemd/ok"
+        tablet.wait_for("/stemd/stem/drums/gain_db", (-9.0,))
+    finally:
+        stop.set()
+        audio.join()

@@ -43,6 +43,7 @@ State = dict[str, tuple[Any, ...]]
 MAX_SUBSCRIBERS = 64
 SNAPSHOT_EVERY_S = 0.1  # catches changes that bypass Session listeners (tempo from a clock source)
 COALESCE_S = 0.005  # a burst of changes goes out in one pass: at most ~200 wake-ups a second
+FOLLOW_UP_S = 0.03  # more than a JACK period (1024 frames at 48 kHz = 21 ms)
 
 
 def state_messages(snapshot: dict[str, Any], top_db: float) -> State:
@@ -181,7 +182,9 @@ class Feedback:
             try:
                 if woken or now >= next_tick:
                     self._changes()
-                    next_tick = now + SNAPSHOT_EVERY_S
+                    # After a change, look again soon: with JACK running, the mixer applies a command
+                    # at its next cycle, after this pass may already have read the snapshot.
+                    next_tick = now + (FOLLOW_UP_S if woken else SNAPSHOT_EVERY_S)
                 if self.meter_period and now >= next_meter:
                     self._meters()
                     next_meter = now + self.meter_period
