@@ -139,6 +139,8 @@ class DemucsSeparator(Separator):
         self.sources = list(self.bag.sources)
         self.sample_rate = int(self.bag.samplerate)
         self.streaming = streaming
+        # Offline separation uses windows as long as the models were trained on.
+        self.offline_window_s = float(min(m.segment for m in self.models))
         self.grid = math.lcm(*(m.hop_length for m in self.models), *(m.stride ** m.depth for m in self.models))
         self.device = torch.device(device)
         self.fp16 = fp16 and self.device.type == "cuda"
