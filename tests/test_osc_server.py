@@ -189,6 +189,19 @@ def test_a_slow_parse_never_holds_up_direct_controls(server, tablet):
     assert len(tablet.answers(64, timeout=10.0)) == 64
 
 
+def test_address_patterns_over_stem_controls_apply_as_one_batch(server, tablet):
+    assert commands(tablet.ask("/stemd/stem/{vocals,bass}/mute", 1)) == [
+        {"action": "mute", "stem": "vocals"}, {"action": "mute", "stem": "bass"}]
+    assert [s["muted"] for s in stems(server).values()] == [True, False, True, False]
+    assert [c["stem"] for c in commands(tablet.ask("/stemd/stem/[!v]*/solo", 1.0))] == ["drums", "bass", "other"]
+    assert len(commands(tablet.ask("/stemd/stem/*/gain", 0.375))) == 4
+    assert all(s["gain_db"] == pytest.approx(-12.04, abs=0.01) for s in stems(server).values())
+    assert "expects a string" in error(tablet.ask("/stemd/stem/*/*", 1))  # refine takes text: nothing applied
+    assert all(s["gain_db"] == pytest.approx(-12.04, abs=0.01) for s in stems(server).values())
+    assert "matches no address" in error(tablet.ask("/stemd/stem/kazoo*/mute", 1))
+    assert "too complex" in error(tablet.ask("/stemd/stem/" + "*x" * 40 + "/mute", 1))
+
+
 def test_two_stem_model_notes_ride_along(osc, surface):
     tablet = surface(osc(stems=("vocals", "accompaniment")))
     address, args = tablet.ask("/stemd/stem/drums/mute", 1)

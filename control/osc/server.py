@@ -31,6 +31,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Callable, Sequence
 
+from pythonosc.dispatcher import Dispatcher
 from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import build_msg
 
@@ -58,6 +59,8 @@ PARSED = frozenset({"/stemd/intent", "/stemd/midi/learn"})  # addresses whose te
 Client = tuple[str, int]
 Handler = Callable[[str, list[Any], Client], "Reply"]
 _STEM_ADDRESS = re.compile(r"/stemd/stem/([^/]+)/([a-z_]+)")
+_PATTERN_CHARACTERS = frozenset("*?[]{}")
+MAX_PATTERN, MAX_STARS = 96, 4  # bounds the regex python-osc builds from a pattern
 
 
 class OscArgumentError(CommandError):
@@ -106,7 +109,7 @@ class OscServer:
             "/stemd/voice/listen": self._voice_listen,
             "/stemd/midi/learn": self._midi_learn,
         }
-        self._stem_routes: dict[str, Callable[[str, str, list[Any], Client], Reply]] = {
+        self._stem_routes: dict[str, Callable[[str, str, list[Any]], Command]] = {
             "mute": self._stem_mute,
             "solo": self._stem_solo,
             "gain": self._stem_gain,
@@ -259,10 +262,12 @@ class OscServer:
         handler = self._routes.get(address)
         if handler is not None:
             return handler(address, args, client)
+        if address.startswith("/stemd/stem/") and _PATTERN_CHARACTERS.intersection(address):
+            return self._stem_pattern(address, args, client)
         match = _STEM_ADDRESS.fullmatch(address)
         if match and match.group(2) in self._stem_routes:
             stem, control = match.groups()
-            return self._stem_routes[control](address, stem, args, client)
+            return self._submit([self._stem_routes[control](address, stem, args)], client)
         raise OscArgumentError(f"unknown address {_clip(address)!r}; see the OSC namespace in DESIGN.md")
 
     # ---- sending ----------------------------------------------------------------------------------
@@ -335,27 +340,43 @@ class OscServer:
         midi.learn(commands[0])
         return ok(commands)
 
-    def _stem_mute(self, address: str, stem: str, args: list[Any], client: Client) -> Reply:
-        return self._submit([Command("mute" if _switch(address, args) else "unmute", stem=stem)], client)
+    def _stem_mute(self, address: str, stem: str, args: list[Any]) -> Command:
+        return Command("mute" if _switch(address, args) else "unmute", stem=stem)
 
-    def _stem_solo(self, address: str, stem: str, args: list[Any], client: Client) -> Reply:
-        return self._submit([Command("solo" if _switch(address, args) else "unsolo", stem=stem)], client)
+    def _stem_solo(self, address: str, stem: str, args: list[Any]) -> Command:
+        return Command("solo" if _switch(address, args) else "unsolo", stem=stem)
 
-    def _stem_gain(self, address: str, stem: str, args: list[Any], client: Client) -> Reply:
+    def _stem_gain(self, address: str, stem: str, args: list[Any]) -> Command:
         db = position_to_db(_number(address, args, 0.0, 1.0), self._top_db)
-        return self._submit([Command("gain", stem=stem, db=db, absolute=True)], client)
+        return Command("gain", stem=stem, db=db, absolute=True)
 
-    def _stem_gain_db(self, address: str, stem: str, args: list[Any], client: Client) -> Reply:
+    def _stem_gain_db(self, address: str, stem: str, args: list[Any]) -> Command:
         db = max(_number(address, args, -math.inf, self._top_db), MIN_DB)  # below -60 dB is silence
-        return self._submit([Command("gain", stem=stem, db=db, absolute=True)], client)
+        return Command("gain", stem=stem, db=db, absolute=True)
 
-    def _stem_loop(self, address: str, stem: str, args: list[Any], client: Client) -> Reply:
+    def _stem_loop(self, address: str, stem: str, args: list[Any]) -> Command:
         beats = _number(address, args, 0.0)
-        command = Command("loop", stem=stem, beats=beats) if beats else Command("unloop", stem=stem)
-        return self._submit([command], client)
+        return Command("loop", stem=stem, beats=beats) if beats else Command("unloop", stem=stem)
 
-    def _stem_refine(self, address: str, stem: str, args: list[Any], client: Client) -> Reply:
-        return self._submit([Command("refine", stem=stem, mode=_text(address, args))], client)
+    def _stem_refine(self, address: str, stem: str, args: list[Any]) -> Command:
+        return Command("refine", stem=stem, mode=_text(address, args))
+
+    def _stem_pattern(self, pattern: str, args: list[Any], client: Client) -> Reply:
+        """An OSC address pattern over stem controls (`/stemd/stem/{vocals,bass}/mute`, `.../*/gain`):
+        every matching address's Command, applied as one all-or-nothing batch with one answer."""
+        pattern = re.sub(r"\*+", "*", pattern)  # '**' means '*'; runs of them would backtrack badly
+        if len(pattern) > MAX_PATTERN or pattern.count("*") > MAX_STARS:
+            raise OscArgumentError(
+                f"pattern too complex (at most {MAX_PATTERN} characters and {MAX_STARS} '*'): {_clip(pattern)!r}"
+            )
+        dispatcher = Dispatcher()  # python-osc's OSC 1.0 pattern matching over the concrete addresses
+        for stem in self.session.mixer.stems:
+            for control in self._stem_routes:
+                dispatcher.map(f"/stemd/stem/{stem}/{control}", None, (stem, control))
+        matched = [handler.args[0] for handler in dispatcher.handlers_for_address(pattern)]
+        if not matched:
+            raise OscArgumentError(f"pattern {_clip(pattern)!r} matches no address")
+        return self._submit([self._stem_routes[c](pattern, stem, args) for stem, c in matched], client)
 
     @property
     def _top_db(self) -> float:
