@@ -14,7 +14,8 @@ Argument conventions (TouchOSC and most surfaces send every value as a float):
 - a number (`gain`, `gain_db`, `loop`, `tempo`) takes int or float;
 - `reset` and `tap` take no argument, or one number from a push button: non-zero acts, 0 (the button's
   release) is acknowledged and does nothing;
-- `/stemd/ok` carries the applied Commands as JSON, then one string per note ("no separate drums; ...").
+- `/stemd/ok` carries the applied Commands as JSON, then one string per note ("no separate drums; ...");
+- an OSC address pattern over stem controls (`/stemd/stem/{vocals,bass}/mute 1`) is one batch, one answer.
 """
 
 from __future__ import annotations
