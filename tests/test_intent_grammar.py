@@ -59,7 +59,8 @@ def test_default_step_comes_from_the_mixer_config():
 @pytest.mark.parametrize(
     "text, reason",
     [
-        ("what's the weather", "don't know"),
+        ("what's the weather", "question"),
+        ("are the vocals muted", "question"),
         ("make it heavier", "heavier"),
         ("drop the beat", "drop the beat"),
         ("mute", "mute what"),

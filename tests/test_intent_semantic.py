@@ -46,6 +46,10 @@ def test_semantics_never_invent_a_stem(minilm):
 
 def test_unrelated_or_ambiguous_text_is_rejected_with_a_reason(minilm):
     with pytest.raises(IntentRejected, match="not a mixer command|not confident|equally close"):
+        minilm.parse("order a pizza for the band")
+    with pytest.raises(IntentRejected, match="not a mixer command|not confident|equally close"):
+        minilm.parse("make the drums crunchier")  # a stem is named, but no action fits
+    with pytest.raises(IntentRejected, match="question"):
         minilm.parse("what's the weather like")
     with pytest.raises(IntentRejected, match="drop the beat"):  # known ambiguity: semantics not asked
         minilm.parse("drop the beat")

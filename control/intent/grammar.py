@@ -89,6 +89,7 @@ _VERBS = ("verb", "weak", "special")
 # Weak particles that fix a fade's direction or clash with a strong verb of the opposite sense.
 _IN_PARTICLES = ("in", "back", "on", "back in")
 _OUT_PARTICLES = ("out", "off", "away")
+_QUESTION_OPENERS = ("is", "are", "was", "were", "did", "does", "am", "has", "have")
 _REMOVING = {"mute", "down", "dereverb", "clean", "refine_off"}
 _CLEAN_NUMBERS = re.compile(r"(?<![a-z0-9.])([+-]?\d+(?:\.\d+)?)\s*(db|dbs|bpm|beats?|bars?)\b")
 
@@ -132,6 +133,8 @@ def tokenize(text: str) -> list[Token]:
 def _in_context(token: Token, before: list[Token]) -> Token:
     """Words whose meaning depends on the word before: "beat" (drums or a unit), "but", "without"."""
     prev = next((t for t in reversed(before) if t.kind != "filler" or t.text in ("a", "an")), None)
+    if not before and token.text in _QUESTION_OPENERS:
+        return Token("question", None, token.text)
     if token.text in ("beat", "beats"):
         if token.text == "beats" or prev is not None and (prev.kind == "num" or prev.text in ("a", "an")):
             return Token("unit", "beat", token.text)
@@ -182,7 +185,8 @@ def _merge_lists(clauses: list[Clause]) -> list[Clause]:
         has_num = any(t.kind == "num" for t in clause.tokens)
         if not roles and not has_num:
             continue  # filler only ("the.", "please,")
-        if merged and "V" not in roles and "X" not in roles:
+        unknown = any(t.kind == "unknown" for t in clause.tokens)  # stays whole for the semantic layer
+        if merged and "V" not in roles and "X" not in roles and not unknown:
             prev = merged[-1]
             if not (has_num and any(t.kind == "num" for t in prev.tokens)):
                 prev.tokens.extend(clause.tokens)
@@ -252,16 +256,19 @@ class _Parts:
     objects: set[str]
     special: list[str]
     all_tokens: list[Token]
+    slow: bool = False
 
 
 def _collect(tokens: Sequence[Token]) -> _Parts:
     content = [t for t in tokens if t.kind != "filler"]
-    unknown = [t.text for t in content if t.kind == "unknown"]
-    if unknown:
-        raise Unclear(f"I don't know {', '.join(repr(u) for u in unknown)}", unknown_words=True)
     for t in content:
         if t.kind == "ambiguous":
             raise Unclear(str(t.value))
+        if t.kind == "question":
+            raise Unclear("that sounds like a question; stemd takes commands (\"mute the vocals\")")
+    unknown = [t.text for t in content if t.kind == "unknown"]
+    if unknown:
+        raise Unclear(f"I don't know {', '.join(repr(u) for u in unknown)}", unknown_words=True)
     parts = _Parts([], [], [], [], [], False, 1.0, set(), [], list(tokens))
     seen_except = False
     for idx, t in enumerate(content):
@@ -299,6 +306,8 @@ def _collect(tokens: Sequence[Token]) -> _Parts:
             parts.multiplier *= float(t.value)  # type: ignore[arg-type]
         elif t.kind in ("reverb", "bleed", "refiner"):
             parts.objects.add(t.kind)
+        elif t.kind == "slow":
+            parts.slow = True
     if any(u == "bpm" for _, u in parts.numbers) and "tempo" not in parts.strong:
         parts.strong.append("tempo")
     return parts
@@ -378,6 +387,8 @@ def _interpret(tokens: list[Token], previous: _Template | None, s: Settings) -> 
 def _dispatch(action: str, p: _Parts, s: Settings) -> tuple[list[Intent], _Template | None]:
     if p.excluded:
         return _except(action, p), None
+    if p.slow and action in ("mute", "unmute"):
+        action = "fade_out" if action == "mute" else "fade_in"  # "slowly take the drums out"
     if action in ("mute", "unmute", "solo") and any(u == "db" for _, u in p.numbers):
         action = "down" if action == "mute" else "up" if action == "unmute" else action
     if action in ("mute", "unmute", "solo"):
@@ -519,6 +530,8 @@ def interpret_with_action(content: Sequence[Token], action: str, settings: Setti
     stems and numbers still come from the grammar, so a paraphrase never invents a stem."""
     known = [t for t in content if t.kind not in ("unknown", "verb", "weak", "filler")]
     p = _collect(known)
+    if not [t for t in p.targets if t.kind != "it"] and action not in ("reset", "unsolo", "unloop"):
+        raise Unclear(f"{action} what? name a stem (vocals, drums, bass, other)")
     p.strong = [action]
     return _dispatch(action, p, settings)[0]
 

@@ -12,9 +12,11 @@ Token kinds:
   all       the whole mix;       it: "it" (the mix for gain verbs, ambiguous otherwise)
   except    "everything except X";  to: marks an absolute level ("set X to -6 dB")
   unit      db / beat / bar / bpm;  mod: step multiplier ("a bit", "a lot")
+  slow      "slowly", "gradually": turns a mute into a fade out, an unmute into a fade in
   sep       splits a sentence into clauses ("and", "then");  reverb / bleed / refiner: refine objects
   special   a whole command by itself ("instrumental", "acapella", "bring it all back")
   ambiguous a phrase known to mean two things; the clause is rejected with the value as reason
+  question  "what", "how" ... (and "is"/"are"/"did" first): a question, not a command
   filler    politeness, articles, hesitations: ignored
 """
 
@@ -171,6 +173,9 @@ _OTHER = {
         "the music", "everybody", "every stem", "all of it", "it all", "everything all",
     ),
     Entry("it"): ("it", "this", "that", "them", "those", "these", "they"),
+    Entry("question"): (
+        "what", "what's", "whats", "where", "where's", "why", "who", "who's", "how", "which", "when",
+    ),
     Entry("sep"): ("and", "then", "and then", "also", "and also", "after that", "plus", "and plus"),
     Entry("except"): (
         "except", "except for", "but", "apart from", "other than", "besides", "aside from",
@@ -183,6 +188,7 @@ _OTHER = {
     Entry("unit", "bpm"): ("bpm", "beats per minute", "b p m"),
     Entry("mod", 2.0): ("a lot", "lots", "much", "way", "loads", "a ton", "heaps"),
     Entry("mod", 1.0): ("a notch", "a step", "a click"),
+    Entry("slow"): ("slowly", "gradually", "smoothly", "bit by bit", "little by little"),
     Entry("mod", 0.5): (
         "a bit", "a little", "a little bit", "a tad", "a touch", "slightly", "little", "bit",
         "tad", "touch", "a hair", "a smidge", "gently",
@@ -200,8 +206,9 @@ _OTHER = {
         "stems", "channel", "channels", "part", "level", "volume", "for", "over", "across",
         "by", "about", "around", "from", "in the mix", "mix", "the mix now", "stemd", "again",
         "too", "as well", "real quick", "for me", "mate", "man", "dude", "kindly", "just a",
-        "get", "make", "turn", "bring", "take", "go ahead and", "last", "the last", "for the next", "next", "of the", "track", "sound", "sounds", "section", "immediately", "instantly", "gradually", "slowly", "smoothly", "nice and",
-        "is", "be", "are", "their", "its", "it's", "his",
+        "get", "make", "turn", "bring", "take", "go ahead and", "last", "the last", "for the next", "next",
+        "of the", "track", "sound", "sounds", "section", "immediately", "instantly", "nice and",
+        "is", "be", "are", "too much", "their", "its", "it's", "his",
         "her", "he", "she", "ones", "line", "lines", "please and thank you", "okay so",
         "alright", "all right", "well", "actually", "just do", "do", "would you", "oh", "ah",
         "switch", "leave", "let's have", "have", "hear", "listen", "pattern", "put", "let",

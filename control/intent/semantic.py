@@ -37,7 +37,8 @@ PROTOTYPES: dict[str, tuple[str, ...]] = {
         "cut it out", "drop it out of the mix", "make it go away",
     ),
     "unmute": (
-        "unmute it", "bring it back in", "let me hear it again", "make it audible again", "switch it back on", "return it to the mix", "it can come back",
+        "unmute it", "bring it back in", "let me hear it again", "make it audible again", "switch it back on",
+        "return it to the mix", "it can come back",
     ),
     "solo": (
         "solo it", "only play it", "play it on its own", "isolate it", "let me hear it alone",
@@ -101,6 +102,11 @@ CALIBRATION: tuple[tuple[str, str], ...] = (
     ("make it sound like a piano", REJECT), ("put it in the left speaker", REJECT), ("make it shimmer", REJECT),
     ("it sounds weird", REJECT), ("make it go up an octave", REJECT), ("can it be more funky", REJECT),
     ("it has to go", "mute"), ("it's too much, pull it back", "down"), ("bring it back to the mix", "unmute"),
+    ("make it crispier", REJECT), ("make it grittier", REJECT), ("let it groove", REJECT), ("make it shine", REJECT),
+    ("make it thicker", REJECT), ("make it fuller", REJECT), ("make it bounce more", REJECT), ("let it swing", REJECT),
+    ("give it some air", REJECT), ("make it boom more", REJECT), ("let it ring out", REJECT), ("make it dirtier", REJECT),
+    ("make it smoother", REJECT), ("let it flow", REJECT), ("make it hit harder", REJECT), ("let it rest", REJECT),
+    ("roll it all back", "reset"), ("it should be quieter", "down"), ("i'd like it on its own", "solo"),
 )
 
 
