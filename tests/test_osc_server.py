@@ -10,8 +10,10 @@ from pythonosc.osc_bundle_builder import OscBundleBuilder
 from pythonosc.osc_message_builder import build_msg
 
 from osc_harness import osc, real_parser, surface  # noqa: F401 (fixtures)
+from stemd.config import validate
 from stemd.control.commands import Action, Command
 from stemd.control.osc.fader import db_to_position, position_to_db
+from stemd.control.osc.server import OscServer
 
 
 @pytest.fixture
@@ -272,3 +274,10 @@ def test_time_tag_too_far_ahead_is_refused(tablet):
     bundle.add_content(build_msg("/stemd/reset", []))
     tablet.send_raw(bundle.build().dgram)
     assert "ahead" in error(tablet.answer())
+
+
+def test_a_taken_port_is_an_error_for_the_daemon_to_report(server, tablet, tmp_path):
+    config = validate({"osc": {"port": server.address[1]}}).osc
+    with pytest.raises(OSError):
+        OscServer(server.session, config, tmp_path).start()
+    assert commands(tablet.ask("/stemd/stem/vocals/mute", 1))  # the first server is unharmed

@@ -129,8 +129,12 @@ class OscServer:
             self.config.host, self.config.port, type=socket.SOCK_DGRAM
         )[0]
         sock = socket.socket(family, socket.SOCK_DGRAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-        sock.bind(sockaddr)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+            sock.bind(sockaddr)
+        except OSError:
+            sock.close()
+            raise
         sock.settimeout(0.2)  # how often the loop looks at the stop flag
         self._socket = sock
         self._stopped.clear()
@@ -188,9 +192,11 @@ class OscServer:
                 data, client = self._socket.recvfrom(MAX_DATAGRAM)
             except socket.timeout:
                 continue
-            except OSError:
+            except OSError as exc:
                 if self._stopped.is_set():
                     return
+                log.warning("OSC: receive failed: %s", exc)
+                self._stopped.wait(0.05)  # a persistent socket error must not become a busy loop
                 continue
             try:
                 self._datagram(data, client[:2])
