@@ -147,6 +147,8 @@ def _listener(ring, **voice):
     (True, {"model_path": "/nonexistent/vosk"}, "no such folder"),
     (True, {"model_path": str(korean_model())}, "knows none of the command words"),  # English words
     (True, {"model_path": str(korean_model()), "phrase_table": "/nonexistent.toml"}, "phrase_table"),
+    (True, {"model_path": str(korean_model()), "phrase_table": "ko", "activation": "wake_word",
+            "wake_word": "stem"}, "wake_word 'stem': the model has no such word"),
 ])
 def test_voice_off_says_why(ring, voice, reason):
     mic = SpscRing.create(1, 48000) if ring else None

@@ -166,6 +166,9 @@ class VoiceListener:
         entries = list(self.phrases.phrases) if self.phrases else list(self._vocabulary())
         entries += [" ".join(self.activation.wake)] if self.activation.wake else []
         self._grammar = build_grammar(entries, model)
+        wake = " ".join(self.activation.wake)
+        if wake in self._grammar.missing:
+            raise models.VoiceUnavailable(f"[voice] wake_word {wake!r}: the model has no such word(s)")
         if self._grammar.missing:
             log.warning("voice grammar: the model cannot spell %s", ", ".join(self._grammar.missing))
         self._model_folder = str(folder)
