@@ -94,7 +94,7 @@ def clap_dir(tmp_path_factory):
 
 
 def intent_config(folder, **kw):
-    return SimpleNamespace(clap_path=str(folder), semantic_threshold=0.0, audio_routing=True, **kw)
+    return SimpleNamespace(**{"clap_path": str(folder), "semantic_threshold": 0.0, "audio_routing": True, **kw})
 
 
 def stems_audio(rate=44100, seconds=3.0, silent=("vocals",)):
@@ -160,7 +160,31 @@ def test_parser_routes_instruments_through_the_stems_audio(clap_dir):
     assert parser.status()["audio_routing"].startswith("on")
     with pytest.raises(IntentRejected, match="no stem is playing"):
         parser.parse("mute the piano")
+    calls = []
+    playing = IntentParser(intent_config(clap_dir), stems=STEMS4, semantic="off",
+                           audio_provider=lambda: calls.append(1) or stems_audio())
+    try:  # random weights: whichever playing stem scores best, or an honest "not sure"
+        assert playing.parse("loop the strings for a bar")[0].to_dict() in [
+            {"action": "loop", "stem": s, "beats": 4.0} for s in ("drums", "bass", "other")]
+    except IntentRejected as exc:
+        assert "not sure which stem has the strings" in str(exc)
+    assert calls
+    off = IntentParser(intent_config(clap_dir, audio_routing=False), stems=STEMS4, audio_provider=silent,
+                       semantic="off")
+    assert off.status()["audio_routing"].startswith("off: disabled")
+    assert off.parse("mute the piano")[0].stem == "other"  # routing off: where Demucs files a piano
     six = IntentParser(intent_config(clap_dir), stems=STEMS4 + ("guitar", "piano"),
                        audio_provider=lambda: pytest.fail("a stem of that name needs no audio"), semantic="off")
     assert six.parse("mute the keys")[0].stem == "piano"
     assert IntentParser(stems=STEMS4, semantic="off").status()["audio_routing"].startswith("off")
+
+
+def test_a_broken_checkpoint_rejects_with_the_reason_and_keeps_the_grammar(tmp_path):
+    (tmp_path / "config.json").write_text("{ not json")
+    parser = IntentParser(intent_config(tmp_path), stems=STEMS4, audio_provider=stems_audio)
+    with pytest.raises(IntentRejected, match="semantic layer unavailable"):
+        parser.parse("make the vocals vanish")
+    assert parser.parse("mute the vocals")[0].stem == "vocals"
+    assert "failed to load" in parser.status()["semantic"]
+    with pytest.raises(IntentRejected, match="I don't know"):  # the layer is not retried per clause
+        parser.parse("make the vocals vanish")

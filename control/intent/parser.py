@@ -83,7 +83,10 @@ class IntentParser:
             raise IntentRejected(str(exc)) from None
 
     def _semantic_clause(self, tokens, unclear: Unclear) -> list[Intent]:
-        layer = self._semantic.layer()
+        try:
+            layer = self._semantic.layer()
+        except Exception as exc:  # a broken checkpoint must not take the control surface down
+            raise IntentRejected(f"{unclear.reason} in {unclear.text!r}; semantic layer unavailable: {exc}") from None
         masked = masked_text(tokens)
         match = layer.classify(masked)
         if match.action is None:
@@ -115,9 +118,15 @@ class IntentParser:
         if self._router is None and not self._router_reason:
             from stemd.control.intent.audio_routing import AudioRouter
 
-            clap, why = self._semantic.clap_model()
-            if clap is None or (self.config is not None and not getattr(self.config, "audio_routing", True)):
-                self._router_reason = why or "disabled in config"
+            if self.config is not None and not getattr(self.config, "audio_routing", True):
+                self._router_reason = "disabled in config ([intent] audio_routing)"
+                return None
+            try:
+                clap, why = self._semantic.clap_model()
+            except Exception as exc:
+                clap, why = None, f"CLAP failed to load: {exc}"
+            if clap is None:
+                self._router_reason = why or "no CLAP model"
             else:
                 self._router = AudioRouter(clap, self.audio_provider)
         return self._router
@@ -133,6 +142,10 @@ class IntentParser:
         status = {"grammar": "on", "semantic": self._semantic.describe()}
         if self.audio_provider is None:
             status["audio_routing"] = "off: no audio provider (instruments go to the stem Demucs files them under)"
+        elif self._router_reason:
+            status["audio_routing"] = f"off: {self._router_reason}"
+        elif self.config is not None and not getattr(self.config, "audio_routing", True):
+            status["audio_routing"] = "off: disabled in config ([intent] audio_routing)"
         else:
             clap, why = self._semantic.clap_model(load=False)
             status["audio_routing"] = "on (CLAP audio embeddings)" if why is None else f"off: {why}"

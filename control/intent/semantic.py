@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib.util
+import threading
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any, Callable, Sequence
@@ -207,19 +208,24 @@ def minilm_embedder() -> Embed:
     return embed
 
 
+_EMBED_LOCK = threading.Lock()
+
+
 @contextlib.contextmanager
 def single_thread():
     """Embed a sentence on one torch thread: a few tiny matmuls gain nothing from more, and on a busy
     machine (the engine worker owns the cores) extra threads only wait on each other (10x slower
-    measured on 2 loaded cores)."""
+    measured on 2 loaded cores). One embedding at a time (OSC, voice and MIDI threads share a parser),
+    so the thread count is always restored to what it was."""
     import torch
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+    with _EMBED_LOCK:
+        before = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
 
 
 class SemanticChoice:
@@ -232,6 +238,7 @@ class SemanticChoice:
         self._clap = None
         self._error = ""
         self._why = ""
+        self._lock = threading.RLock()  # several control threads may need the model at once
 
     def _clap_path(self):
         from stemd.control.intent.clap import find_checkpoint
@@ -262,6 +269,10 @@ class SemanticChoice:
         return self.backend()[0] is not None
 
     def layer(self) -> SemanticLayer:
+        with self._lock:
+            return self._load_layer()
+
+    def _load_layer(self) -> SemanticLayer:
         if self._layer is None:
             name, self._why = self.backend()
             threshold = float(getattr(self.config, "semantic_threshold", 0.0) or 0.0) if self.config else 0.0
@@ -273,7 +284,7 @@ class SemanticChoice:
                     self._layer = SemanticLayer(clap.embed_text, "clap", threshold)
                 else:
                     self._layer = SemanticLayer(minilm_embedder(), "minilm", threshold)
-            except Exception as exc:  # a broken checkpoint must not take the parser down
+            except Exception as exc:  # remembered: status says why, later clauses skip the layer
                 self._error = f"semantic layer failed to load: {exc}"
                 raise
         return self._layer
@@ -289,7 +300,9 @@ class SemanticChoice:
             return None, None
         from stemd.control.intent.clap import Clap
 
-        self._clap = Clap(folder)
+        with self._lock:
+            if self._clap is None:
+                self._clap = Clap(folder)
         return self._clap, None
 
     def describe(self) -> str:
