@@ -55,12 +55,9 @@ def default_loader(engine: SimpleNamespace) -> SeparatorLoader:
                              device=engine.device, backend=engine.backend, fp16=engine.fp16)
 
 
-def default_parser() -> Parser | None:
-    if importlib.util.find_spec("stemd.control.intent") is None:
-        return None
-    from stemd.control.intent import parse
-
-    return parse
+def installed(module: str) -> bool:
+    """Is an optional part of stemd (OSC, MIDI, voice, intent, transport, refine) present?"""
+    return importlib.util.find_spec(module) is not None
 
 
 class Daemon:
@@ -78,9 +75,12 @@ class Daemon:
         self.model_name = "dry" if self.dry_only else config.engine.model
         self.sources: list[str] = []
         self.refine_modes: dict[str, str] = {}
-        self.session = Session(Mixer((), 48000), parser=parser if parser is not None else default_parser())
+        self.session = Session(Mixer((), 48000), parser=parser)
         self.session.stats = self.stats
         self.osc: Any = None
+        self.midi: Any = None
+        self.voice: Any = None
+        self.transport: Any = None
         jcfg = config.jack
         plan = PortPlan(stem_ports=jcfg.stem_ports, mic=bool(jcfg.connect_mic) or config.voice.enabled,
                         connect_inputs=jcfg.connect_inputs, connect_outputs=jcfg.connect_outputs,
@@ -114,10 +114,11 @@ class Daemon:
         self._build(self.jack.client.samplerate)
         if self.stopping.is_set():
             return self
-        if self.sources and importlib.util.find_spec("stemd.engines.refine") is not None:
+        if self.sources and installed("stemd.engines.refine"):
             self.session.on(Action.REFINE, self._refine)
+        self._attach_services()
         self.jack.connect()
-        self._start_osc()
+        self._start_services()
         self.state = self._running_state()
         self.notifier.ready(self.status_line())
         log.info("stemd running: %s", self.status_line())
@@ -152,6 +153,8 @@ class Daemon:
             self._start_engine(rate, latency)
         mixer = self._make_mixer(rate)
         self.session.mixer = mixer
+        if self.transport is not None:  # a rate change made a new mixer and beat clock
+            self.transport.clock = self.session.beat_clock = mixer.clock
         self.session.model_name = self.model_name
         self.session.realtime = bool(self.sources)
         self.jack.plan.stems = tuple(self.sources)
@@ -219,15 +222,59 @@ class Daemon:
         self._saved_version = mixer.version
         return mixer
 
+    # ---- control services: each runs when configured and installed; one that fails to start is
+    # reported and the daemon runs without it ------------------------------------------------------
+
+    def _attach_services(self) -> None:
+        """What must exist before the client activates: the parser, the RT hooks (JACK transport, JACK MIDI)."""
+        c = self.config
+        if self.session.parser is None and installed("stemd.control.intent"):
+            from stemd.control.intent import IntentParser
+
+            self.session.parser = IntentParser.from_config(c, self.sources or None).parse
+        if installed("stemd.daemon.transport") and hasattr(self.session.mixer, "clock"):
+            from stemd.daemon.transport import JackTransport
+
+            self.transport = JackTransport(self.session.mixer.clock)
+            self.session.beat_clock = self.session.mixer.clock
+            self.jack.add_rt_hook(self.transport)
+        midi_wanted = c.midi.jack_ports or c.midi.alsa_in or c.midi.alsa_out
+        if midi_wanted and installed("stemd.control.midi.controller"):
+            self._service("MIDI", self._make_midi)
+
+    def _make_midi(self) -> None:
+        from stemd.control.midi.controller import MidiController
+
+        self.midi = MidiController.from_config(self.config, self.session)
+        if self.midi.jack_hook is not None:
+            self.jack.add_rt_hook(self.midi.jack_hook)
+
+    def _start_services(self) -> None:
+        c = self.config
+        if c.osc.enabled and installed("stemd.control.osc.server"):
+            self._service("OSC", self._start_osc)
+        if self.midi is not None:
+            self._service("MIDI", self.midi.start)
+        if c.voice.enabled and self.mic_ring is not None and installed("stemd.control.voice"):
+            self._service("voice", self._start_voice)
+
+    @staticmethod
+    def _service(name: str, start: Any) -> None:
+        try:
+            start()
+        except Exception as exc:  # a control surface that cannot start must not stop the music
+            log.error("%s control not started: %s: %s", name, type(exc).__name__, exc)
+
     def _start_osc(self) -> None:
-        if not self.config.osc.enabled or importlib.util.find_spec("stemd.control.osc.server") is None:
-            return
         from stemd.control.osc.server import OscServer
 
-        try:
-            self.osc = OscServer(self.session, self.config.osc, self.state_dir).start()
-        except OSError as exc:
-            log.error("OSC server not started on %s:%d: %s", self.config.osc.host, self.config.osc.port, exc)
+        self.osc = OscServer(self.session, self.config.osc, self.state_dir).start()
+
+    def _start_voice(self) -> None:
+        from stemd.control.voice import VoiceListener
+
+        self.voice = VoiceListener(self.session, self.config.voice, self.mic_ring, self.rate)
+        self.voice.start()
 
     def _refine(self, command: Command) -> None:
         stems = self.sources if command.stem == ALL else [command.stem]
@@ -400,9 +447,11 @@ class Daemon:
         """Clean shutdown (idempotent): state saved, OSC, JACK, worker and shared memory released."""
         self.stopping.set()
         self.notifier.stopping()
-        if self.osc is not None:
-            self.osc.stop()
-            self.osc = None
+        for service in ("osc", "midi", "voice"):
+            running = getattr(self, service)
+            if running is not None:
+                running.stop()
+                setattr(self, service, None)
         self.jack.close()
         self._save_state()
         self._teardown_engine()

@@ -30,6 +30,11 @@ class RtHook(Protocol):
     def process(self, frames: int) -> None:
         """RT-safe work at the top of every period."""
 
+    # Optional: `detach()` — drop every reference to the client and its ports and stop calling JACK
+    # from any thread. Called before the client is closed (shutdown, or a server that went away):
+    # closing the last client frees libjack's shared graph, and a later call on an old port (even
+    # `number_of_connections`) aborts the whole process with a libjack assertion.
+
 
 @dataclass
 class PortPlan:
@@ -145,6 +150,10 @@ class JackIO:
         client, self.client = self.client, None
         if client is None:
             return
+        for hook in self.hooks:
+            detach = getattr(hook, "detach", None)
+            if detach is not None:
+                detach()
         try:
             if not self.server_gone.is_set():
                 client.deactivate()

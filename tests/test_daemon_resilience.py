@@ -81,8 +81,12 @@ def test_jack_server_restart_reconnects_ports_connections_and_mixer_state(jackd,
 
         jackd.process.kill()
         jackd.process.wait()
-        assert wait_until(lambda: daemon.state == "waiting for JACK", 10), daemon.state
-        jackd.start()
+        try:
+            assert wait_until(lambda: daemon.state == "waiting for JACK", 10), daemon.state
+        finally:
+            # Same name again: this also frees the registry slot a SIGKILLed jackd leaves behind
+            # (libjack reclaims dead entries by name only; 8 leaked slots block every JACK server).
+            jackd.start()
         assert wait_until(lambda: daemon.state.startswith("running") and daemon.jack.client is not None, 15)
 
         probe = jackd.client("check")
