@@ -56,7 +56,7 @@ def weight_files(name: str) -> list[Path]:
     return [checkpoint_dir() / urls[sig].rsplit("/", 1)[1] for sig in signatures(name)]
 
 
-def _in_hf_cache(name: str) -> bool:
+def in_hf_cache(name: str) -> bool:
     from demucs.hf import DEFAULT_NAMESPACE, hf_repo_name
     from huggingface_hub import try_to_load_from_cache
 
@@ -67,7 +67,7 @@ def _in_hf_cache(name: str) -> bool:
 
 def weights_present(name: str) -> bool:
     """True when demucs can load `name` without the network."""
-    return _in_hf_cache(name) or all(p.exists() for p in weight_files(name))
+    return in_hf_cache(name) or all(p.exists() for p in weight_files(name))
 
 
 def _missing_message(name: str) -> str:
@@ -182,8 +182,39 @@ def _train_segment(models: Sequence[torch.nn.Module]):
 
 
 # Backend name -> wrapper around a loaded demucs model. Other backends (ONNX, TensorRT) register here.
+def _onnx(model, name: str, device: str, fp16: bool) -> Separator:
+    from stemd.engines.onnx_backend import onnx_demucs
+
+    return onnx_demucs(model, name, device, fp16)
+
+
+def _tensorrt(model, name: str, device: str, fp16: bool) -> Separator:
+    from stemd.engines.tensorrt_backend import tensorrt_demucs
+
+    return tensorrt_demucs(model, name, device, fp16)
+
+
+def _cuda_graph(model, name: str, device: str, fp16: bool) -> Separator:
+    from stemd.engines.cuda_graph import graph_demucs
+
+    return graph_demucs(model, name, device, fp16)
+
+
+def _auto(model, name: str, device: str, fp16: bool) -> Separator:
+    """TensorRT when it and a GPU are here, else PyTorch: the fastest path that can run."""
+    from stemd.engines.tensorrt_backend import tensorrt_missing
+
+    if device.startswith("cuda") and tensorrt_missing() is None:
+        return _tensorrt(model, name, device, fp16)
+    return DemucsSeparator(model, name, device, fp16)
+
+
 BACKENDS: dict[str, Callable[..., Separator]] = {
     "torch": lambda model, name, device, fp16: DemucsSeparator(model, name, device, fp16),
+    "onnx": _onnx,
+    "tensorrt": _tensorrt,
+    "cuda-graph": _cuda_graph,
+    "auto": _auto,
 }
 
 

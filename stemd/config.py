@@ -96,7 +96,12 @@ SCHEMA: dict[str, Section] = {
                 "weights are present (or a GPU is), else spleeter2 (ships with the install).",
             ),
             "model_path": Key("", "Local weight file or model repo folder; empty = demucs's own cache."),
-            "backend": Key("torch", "Inference backend.", choices=("torch", "onnx", "tensorrt")),
+            "backend": Key(
+                "auto",
+                "Inference backend for Demucs models: auto (TensorRT when it and a GPU are here, else torch),\n"
+                "torch, onnx (ONNX Runtime), tensorrt (fp16 engine, cached per GPU), cuda-graph (fp16 + CUDA graph).",
+                choices=("auto", "torch", "onnx", "tensorrt", "cuda-graph"),
+            ),
             "device": Key("auto", "auto | cpu | cuda | cuda:N.", check=lambda v: None if re.fullmatch(
                 r"auto|cpu|cuda(:\d+)?", v) else "must be auto, cpu, cuda or cuda:N"),
             "fp16": Key(True, "Half precision on CUDA (ignored on CPU)."),

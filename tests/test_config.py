@@ -32,7 +32,7 @@ def test_defaults_load():
         ("[mixer]\n\n# note\nramp_ms = \"fast\"\n", ":4: [mixer] ramp_ms: must be float"),
         ("[audio]\nlatncy_ms = 100\n", ":2: [audio] latncy_ms: unknown key"),
         ("[sound]\nx = 1\n", ":1: [sound]: unknown section"),
-        ("[engine]\nbackend = \"cuda\"\n", "[engine] backend: must be one of torch, onnx, tensorrt"),
+        ("[engine]\nbackend = \"cuda\"\n", "[engine] backend: must be one of auto, torch, onnx, tensorrt, cuda-graph"),
         ("[jack]\nconnect_inputs = [1, 2]\n", "[jack] connect_inputs: every entry must be str"),
         ("[osc\n", "not valid TOML"),
     ],
