@@ -305,7 +305,7 @@ class Daemon:
         if self.jack.callback_errors != self._logged_errors:
             self._logged_errors = self.jack.callback_errors
             log.error("process callback failed (%d so far): %r", self._logged_errors, self.jack.last_error)
-        if self.state not in ("waiting for JACK",):
+        if self.state != "waiting for JACK":
             self.state = self._running_state()
         if now >= self._next_housekeeping:
             self._next_housekeeping = now + HOUSEKEEPING_S
