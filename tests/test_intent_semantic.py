@@ -188,3 +188,14 @@ def test_a_broken_checkpoint_rejects_with_the_reason_and_keeps_the_grammar(tmp_p
     assert "failed to load" in parser.status()["semantic"]
     with pytest.raises(IntentRejected, match="I don't know"):  # the layer is not retried per clause
         parser.parse("make the vocals vanish")
+
+
+def test_fetch_writes_a_folder_the_parser_then_finds(clap_dir, tmp_path):
+    """`stemd models fetch clap` downloads from the hub; here the "hub" is a local checkpoint folder,
+    so only the download itself goes untested."""
+    from stemd.control.intent.clap import fetch, find_checkpoint
+
+    out = fetch(tmp_path / "clap", repo=str(clap_dir))
+    assert find_checkpoint(str(out))[0] == out
+    parser = IntentParser(intent_config(out), stems=STEMS4)
+    assert parser._semantic.clap_model()[0].embed_text(["loop it"]).shape == (1, 16)
