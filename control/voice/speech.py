@@ -1,8 +1,8 @@
 """Spoken commands over music, for the voice tests and the voice benchmark.
 
-Speech comes from espeak-ng, music from the engine's song fixture when it is there (sox-generated
-chords and noise otherwise), and the mix is played into a mic ring in JACK-period blocks, exactly as
-the daemon's process callback fills it, optionally at real-time pace for latency measurements.
+Speech comes from espeak-ng, music from the engine's song fixture, and the mix is played into a mic
+ring in JACK-period blocks, exactly as the daemon's process callback fills it, optionally at real-time
+pace for latency measurements.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import soundfile as sf
 import soxr
 
 from stemd.daemon.ring import SpscRing
+from stemd.engines.fixtures import render_song
 
 
 def speak(text: str, rate: int, voice: str = "ko", words_per_minute: int = 130) -> np.ndarray:
@@ -31,17 +32,10 @@ def speak(text: str, rate: int, voice: str = "ko", words_per_minute: int = 130) 
     return soxr.resample(audio, sr, rate).astype(np.float32)
 
 
-def music(seconds: float, rate: int) -> np.ndarray:
-    """A loud, busy backing track (mono float32): a plucked A major chord and pink noise under tremolo."""
-    if shutil.which("sox") is None:
-        raise RuntimeError("sox not found: run scripts/install.sh")
-    raw = subprocess.run(
-        ["sox", "-n", "-r", str(rate), "-c", "1", "-t", "f32", "-",
-         "synth", f"{seconds:.3f}", "pluck", "A2", "pluck", "E3", "pluck", "C#4", "pinknoise",
-         "tremolo", "4", "60", "remix", "-", "norm", "-3"],
-        check=True, capture_output=True,
-    ).stdout
-    return np.frombuffer(raw, dtype=np.float32).copy()
+def music(seconds: float, rate: int, seed: int = 1) -> np.ndarray:
+    """The engine's synthetic song (FluidSynth drums, bass, chords and espeak-ng vocals), mono float32:
+    music with a voice in it, the hardest thing for a command recogniser to ignore."""
+    return render_song(seconds, rate, seed=seed).mix.mean(axis=0)
 
 
 def mix(speech: np.ndarray, backing: np.ndarray, snr_db: float | None, lead_s: float, tail_s: float,
