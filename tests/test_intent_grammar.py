@@ -87,3 +87,15 @@ def test_vocabulary_covers_every_word_of_a_known_phrase():
     vocab = set(IntentParser(semantic="off").vocabulary())
     for word in "drop the vocals bring in base loop snare twenty eight bars minus db".split():
         assert word in vocab
+
+
+def test_stemd_parse_prints_canonical_json_or_the_reason(capsys):
+    from stemd.cli import main
+
+    assert main(["parse", "drop the vocals, loop the snare", "--json", "--grammar"]) == 0
+    assert capsys.readouterr().out.strip() == (
+        '[{"action":"mute","stem":"vocals"},{"action":"loop","stem":"drums","part":"snare"}]')
+    assert main(["parse", "mute the piano", "--stems", "vocals,drums,bass,other", "--grammar"]) == 0
+    assert capsys.readouterr().out.strip() == '{"action":"mute","stem":"other"}'
+    assert main(["parse", "drop the beat", "--grammar"]) == 1
+    assert "drop the beat" in capsys.readouterr().err
