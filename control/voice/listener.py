@@ -184,7 +184,8 @@ class VoiceListener:
             if on == self.activation.held:
                 continue
             if on:
-                self._mic.discard()  # the utterance starts at the press, not before
+                if not self.activation.hearing:
+                    self._mic.discard()  # the utterance starts at the press, not before
                 self.activation.held = True
                 continue
             for block in self._mic.read():  # what was said up to the release
