@@ -41,6 +41,20 @@ MODELS: dict[str, Callable[..., Separator]] = {name: _demucs(name) for name in D
 MODELS["spleeter2"] = _spleeter2
 
 
+def weight_status(name: str) -> list[tuple[str, bool]]:
+    """(where the weights of `name` go, whether they are there) for `stemd models`. A factory that
+    manages its own files may expose `weight_files() -> list[Path]`; none means nothing to fetch."""
+    if name in DEMUCS_NAMES:
+        from stemd.engines.demucs_backend import in_hf_cache, weight_files
+
+        if in_hf_cache(name):
+            return [(f"Hugging Face cache ({name})", True)]
+        files = weight_files(name)
+    else:
+        files = getattr(MODELS[name], "weight_files", lambda: [])()
+    return [(str(path), path.exists()) for path in files]
+
+
 def hub_offline() -> bool:
     """True when HF_HUB_OFFLINE forbids downloads (tests and CI set it)."""
     return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")

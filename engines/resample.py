@@ -33,6 +33,15 @@ class StreamResampler:
         return np.ascontiguousarray(out.T)
 
 
+def resample(x: np.ndarray, in_rate: int, out_rate: int, quality: str = QUALITY) -> np.ndarray:
+    """A whole [..., n] float32 signal at once (the time-aligned reference for streaming output)."""
+    if in_rate == out_rate:
+        return x
+    flat = x.reshape(-1, x.shape[-1])
+    out = soxr.resample(np.ascontiguousarray(flat.T), in_rate, out_rate, quality=quality)
+    return np.ascontiguousarray(out.T, dtype=np.float32).reshape(*x.shape[:-1], -1)
+
+
 def max_lag(in_rate: int, out_rate: int, quality: str = QUALITY) -> int:
     """Most output samples soxr ever holds back (0 for equal rates), probed with 8-sample blocks,
     the worst case: larger blocks are held back less."""

@@ -130,3 +130,25 @@ def test_cuda_fp16_agrees_with_cpu(tmp_path):
     from stemd.engines.metrics import sdr
 
     assert sdr(cpu, gpu) > 30
+
+
+def test_models_command_shows_what_is_missing_and_where_it_goes(capsys):
+    from stemd.cli import main
+
+    assert main(["models"]) == 0
+    listing = capsys.readouterr().out
+    assert f"need {weight_files('htdemucs')[0]}" in listing and "htdemucs " in listing
+    save_checkpoint(random_htdemucs(8, t_layers=1), weight_files("htdemucs")[0])
+    assert main(["models", "list"]) == 0
+    assert "htdemucs       ready" in capsys.readouterr().out
+    assert main(["models", "check", "htdemucs", "--device", "cpu"]) == 0
+    assert "drums, bass, other, vocals" in capsys.readouterr().out
+
+
+def test_fetch_refuses_offline_and_unknown_names(capsys):
+    from stemd.cli import main
+
+    assert main(["models", "fetch", "demucs", "htdemucs"]) == 2
+    assert "HF_HUB_OFFLINE" in capsys.readouterr().err
+    assert main(["models", "fetch", "demucs", "mdx_extra"]) == 2
+    assert "not one stemd runs" in capsys.readouterr().err

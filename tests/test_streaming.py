@@ -4,10 +4,10 @@ at 48 kHz through soxr's streaming resamplers; the post-processor hook; bad geom
 
 import numpy as np
 import pytest
-import soxr
 
 from stemd.engines.demucs_backend import DemucsSeparator, random_htdemucs, torch_threads
 from stemd.engines.metrics import sdr
+from stemd.engines.resample import resample
 from stemd.engines.streaming import StreamingSeparator
 
 GEOMETRY = dict(window_s=0.5, hop_s=4096 / 44100, right_s=2048 / 44100)
@@ -76,9 +76,7 @@ def test_48k_goes_through_the_streaming_resamplers(separator):
     out = stream(streamer, mix, seed=1)
     latency, n = streamer.latency_samples, mix.shape[1]
     assert streamer.underrun_samples == 0
-    at_model_rate = soxr.resample(mix.T, 48000, 44100).T.astype(np.float32)
-    stems = separator.separate(np.ascontiguousarray(at_model_rate))
-    reference = np.stack([soxr.resample(s.T, 44100, 48000).T for s in stems])[:, :, :n]
+    reference = resample(separator.separate(resample(mix, 48000, 44100)), 44100, 48000)[:, :, :n]
     got = out[:, :, latency:latency + n]
     assert sdr(middle(reference, 48000), middle(got, 48000)) > 15.0
 
@@ -111,3 +109,20 @@ def test_bad_geometry_and_blocks_are_refused(separator):
     with pytest.raises(ValueError, match="stereo"):
         streamer.process(np.zeros((1, 64), np.float32))
     assert streamer.process(np.zeros((2, 0), np.float32)).shape == (4, 2, 0)
+
+
+def test_bench_reports_cost_latency_and_agreement_as_json(capsys):
+    import json
+
+    from stemd.cli import main
+
+    assert main(["bench", "--json", "--models", "small", "nosuch", "--seconds", "1.5", "--rate", "44100",
+                 "--period", "512", "--threads", "1", "--window", "0.5"]) == 0
+    small, missing = json.loads(capsys.readouterr().out)
+    assert small["model"] == "small" and small["device"] == "cpu"
+    assert 0 < small["ms_median"] <= small["ms_p95"] <= small["ms_max"] and small["rtf"] > 0
+    assert small["budget_ms"] > small["latency_ms"] > small["hop_ms"] + small["right_ms"]
+    assert set(small["sdr_whole"]) == set(small["sdr_offline"]) == {"drums", "bass", "other", "vocals"}
+    assert min(small["sdr_whole"].values()) > 10
+    assert small["peak_mem_mb"] > 0 and small["extra"]["underrun_samples"] == 0
+    assert missing["model"] == "nosuch" and missing["note"].startswith("not available")

@@ -1,0 +1,93 @@
+"""`stemd bench [--json] [--models ...] [--seconds S]`: engines, backends and devices measured the
+same way, printed as one table (or JSON).
+
+Rows come from providers: name -> "module:function", the function taking BenchOptions and returning
+BenchRows. A helper adds its measurements (quality against ground truth, another runtime) with one
+line here; providers are imported only when run, so a missing runtime costs nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from dataclasses import asdict
+
+HELP = ("Benchmark the streaming engine per model/backend/device: ms per hop (median/p95/max), real-time "
+        "factor, latency budget, peak memory, and streaming-vs-offline SDR per stem.")
+
+PROVIDERS: dict[str, str] = {
+    "streaming": "stemd.engines.streaming_bench:streaming_rows",
+    "quality": "stemd.engines.quality_bench:quality_rows",
+}
+DEFAULT_MODELS = ["small", "htdemucs-size", "htdemucs", "spleeter2"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--models", nargs="+", default=DEFAULT_MODELS,
+                        help="small and htdemucs-size are random-weight HTDemucs (always available); "
+                             "other names load through the model registry")
+    parser.add_argument("--seconds", type=float, default=8.0, help="length of the fixture song streamed")
+    parser.add_argument("--rate", type=int, default=48000, help="JACK sample rate")
+    parser.add_argument("--period", type=int, default=256, help="JACK period (block size)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    parser.add_argument("--backend", default="torch", help="inference backend")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads; 0 = all cores but one")
+    parser.add_argument("--window", type=float, help="context window W in s (default: the model's)")
+    parser.add_argument("--hop-ms", type=float, help="hop H in ms (default: the model's)")
+    parser.add_argument("--right-ms", type=float, help="right context R in ms (default: the model's)")
+    parser.add_argument("--only", nargs="+", choices=sorted(PROVIDERS), help="run only these providers")
+
+
+def main(args: argparse.Namespace) -> int:
+    from stemd.engines.streaming_bench import BenchOptions
+
+    options = BenchOptions(
+        models=args.models, seconds=args.seconds, rate=args.rate, period=args.period, device=args.device,
+        backend=args.backend, threads=args.threads, window_s=args.window,
+        hop_s=None if args.hop_ms is None else args.hop_ms / 1000.0,
+        right_s=None if args.right_ms is None else args.right_ms / 1000.0,
+    )
+    rows = []
+    for name in args.only or PROVIDERS:
+        module, function = PROVIDERS[name].split(":")
+        rows += getattr(importlib.import_module(module), function)(options)
+    if args.json:
+        json.dump([asdict(r) for r in rows], sys.stdout, indent=2)
+        print()
+    else:
+        print(table(rows))
+    return 0
+
+
+COLUMNS = [("model", "model", "{}"), ("backend", "backend", "{}"), ("device", "device", "{}"),
+           ("window_s", "W s", "{:.2f}"), ("hop_ms", "H ms", "{:.1f}"), ("right_ms", "R ms", "{:.1f}"),
+           ("ms_median", "ms/hop med", "{:.1f}"), ("ms_p95", "p95", "{:.1f}"), ("ms_max", "max", "{:.1f}"),
+           ("rtf", "RTF", "{:.2f}"), ("latency_ms", "latency ms", "{:.1f}"), ("budget_ms", "budget ms", "{:.1f}"),
+           ("peak_mem_mb", "peak MB", "{:.0f}")]
+
+
+def table(rows: list) -> str:
+    """Fixed columns, then the per-stem SDRs and notes on their own indented lines."""
+    cells = [[h for _, h, _ in COLUMNS]]
+    for r in rows:
+        values = asdict(r)
+        cells.append(["-" if values[k] is None else f.format(values[k]) for k, _, f in COLUMNS])
+    widths = [max(len(row[i]) for row in cells) for i in range(len(COLUMNS))]
+    lines = []
+    for i, row in enumerate(cells):
+        lines.append("  ".join(c.rjust(w) for c, w in zip(row, widths)))
+        if i == 0:
+            continue
+        r = rows[i - 1]
+        for label, scores in (("SDR vs offline (apply_model)", r.sdr_offline), ("SDR vs whole-song pass", r.sdr_whole)):
+            if scores:
+                lines.append(f"    {label}: " + ", ".join(f"{k} {v:.1f} dB" for k, v in scores.items()))
+        for key, value in r.extra.items():
+            if key.startswith("sdr") or key.startswith("quality"):
+                lines.append(f"    {key}: {value}")
+        if r.note:
+            lines.append(f"    {r.note}")
+    return "\n".join(lines)

@@ -1,0 +1,86 @@
+"""`stemd models` (list, with where the weights go), `stemd models check NAME`, and
+`stemd models fetch demucs NAME` (downloads through demucs, on a machine with internet), and
+`stemd models fetch vosk [NAME]` (the voice model, through Vosk's downloader)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+HELP = "List models and whether their weights are here, load one to check it, or fetch demucs weights."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action")
+    sub.add_parser("list", help="models, weights present or not, and where they go (the default)")
+    check = sub.add_parser("check", help="load a model and print what it separates")
+    check.add_argument("name")
+    check.add_argument("--model-path", default="")
+    check.add_argument("--device", default="auto")
+    check.add_argument("--backend", default="torch")
+    fetch = sub.add_parser("fetch", help="download weights (needs internet)")
+    fetch.add_argument("family", choices=["demucs", "vosk"])
+    fetch.add_argument("name", nargs="?", default="", help="vosk: default vosk-model-small-en-us-0.15")
+
+
+def main(args: argparse.Namespace) -> int:
+    from stemd.engines.registry import ModelNotAvailable
+
+    try:
+        if args.action == "check":
+            return _check(args)
+        if args.action == "fetch":
+            return _fetch_vosk(args.name) if args.family == "vosk" else _fetch(args.name)
+        return _list()
+    except ModelNotAvailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _list() -> int:
+    from stemd.engines.registry import MODELS, weight_status
+
+    for name in MODELS:
+        status = weight_status(name)
+        present = all(ok for _, ok in status)
+        print(f"{name:14} {'ready' if present else 'missing weights'}")
+        for where, ok in status:
+            print(f"    {'ok  ' if ok else 'need'} {where}")
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from stemd.engines.registry import load_separator
+
+    separator = load_separator(args.name, model_path=args.model_path, device=args.device, backend=args.backend)
+    print(separator.describe())
+    return 0
+
+
+def _fetch_vosk(name: str) -> int:
+    """The voice model, through Vosk's own downloader (into ~/.cache/vosk, where the daemon looks)."""
+    from stemd.control.voice.models import DEFAULT_MODEL, VoiceUnavailable, fetch
+
+    try:
+        print(f"ok   {fetch(name or DEFAULT_MODEL)}")
+    except (VoiceUnavailable, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _fetch(name: str) -> int:
+    from stemd.engines.registry import DEMUCS_NAMES, ModelNotAvailable, hub_offline, weight_status
+
+    if name not in DEMUCS_NAMES:
+        raise ModelNotAvailable(f"demucs model {name!r} is not one stemd runs; choose {', '.join(DEMUCS_NAMES)}")
+    if hub_offline():
+        raise ModelNotAvailable("HF_HUB_OFFLINE is set; unset it to download")
+    os.environ.pop("HF_HUB_OFFLINE", None)
+    from stemd.engines.demucs_backend import load_demucs_model
+
+    load_demucs_model(name)
+    for where, ok in weight_status(name):
+        print(f"{'ok  ' if ok else 'need'} {where}")
+    return 0
