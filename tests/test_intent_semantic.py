@@ -199,3 +199,14 @@ def test_fetch_writes_a_folder_the_parser_then_finds(clap_dir, tmp_path):
     assert find_checkpoint(str(out))[0] == out
     parser = IntentParser(intent_config(out), stems=STEMS4)
     assert parser._semantic.clap_model()[0].embed_text(["loop it"]).shape == (1, 16)
+
+
+def test_models_command_lists_clap_and_refuses_to_fetch_offline(capsys, monkeypatch, tmp_path):
+    from stemd.cli import main
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert main(["models", "list"]) == 0
+    assert f"need {tmp_path / 'stemd' / 'models' / 'clap'}" in capsys.readouterr().out
+    assert main(["models", "fetch", "clap"]) == 2
+    assert "HF_HUB_OFFLINE" in capsys.readouterr().err

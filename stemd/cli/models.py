@@ -1,6 +1,7 @@
 """`stemd models` (list, with where the weights go), `stemd models check NAME`, and
 `stemd models fetch demucs NAME` (downloads through demucs, on a machine with internet), and
-`stemd models fetch vosk [NAME]` (the voice model, through Vosk's downloader)."""
+`stemd models fetch vosk [NAME]` (the voice model, through Vosk's downloader), and
+`stemd models fetch clap [REPO]` (the intent parser's CLAP checkpoint, through transformers)."""
 
 from __future__ import annotations
 
@@ -20,8 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     check.add_argument("--device", default="auto")
     check.add_argument("--backend", default="torch")
     fetch = sub.add_parser("fetch", help="download weights (needs internet)")
-    fetch.add_argument("family", choices=["demucs", "vosk"])
-    fetch.add_argument("name", nargs="?", default="", help="vosk: default vosk-model-small-en-us-0.15")
+    fetch.add_argument("family", choices=["demucs", "vosk", "clap"])
+    fetch.add_argument("name", nargs="?", default="", help="vosk: default vosk-model-small-en-us-0.15; "
+                       "clap: default laion/clap-htsat-unfused")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -31,6 +33,8 @@ def main(args: argparse.Namespace) -> int:
         if args.action == "check":
             return _check(args)
         if args.action == "fetch":
+            if args.family == "clap":
+                return _fetch_clap(args.name)
             return _fetch_vosk(args.name) if args.family == "vosk" else _fetch(args.name)
         return _list()
     except ModelNotAvailable as exc:
@@ -47,6 +51,11 @@ def _list() -> int:
         print(f"{name:14} {'ready' if present else 'missing weights'}")
         for where, ok in status:
             print(f"    {'ok  ' if ok else 'need'} {where}")
+    from stemd.control.intent.clap import default_clap_dir, find_checkpoint
+
+    clap = find_checkpoint("")[0] is not None
+    print(f"{'clap':14} {'ready' if clap else 'missing weights'} (intent parser: semantic layer, audio routing)")
+    print(f"    {'ok  ' if clap else 'need'} {default_clap_dir()} (or set [intent] clap_path)")
     return 0
 
 
@@ -67,6 +76,19 @@ def _fetch_vosk(name: str) -> int:
     except (VoiceUnavailable, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    return 0
+
+
+def _fetch_clap(repo: str) -> int:
+    """CLAP for the intent parser's semantic layer and audio routing, saved where `[intent] clap_path`
+    = "" looks (transformers format; loaded later with local_files_only)."""
+    from stemd.control.intent.clap import CLAP_REPO, fetch
+    from stemd.engines.registry import ModelNotAvailable, hub_offline
+
+    if hub_offline():
+        raise ModelNotAvailable("HF_HUB_OFFLINE is set; unset it to download")
+    os.environ.pop("HF_HUB_OFFLINE", None)
+    print(f"ok   {fetch(repo=repo or CLAP_REPO)}")
     return 0
 
 
