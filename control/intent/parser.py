@@ -17,6 +17,7 @@ import numpy as np
 from stemd.control.commands import Command, CommandError, IntentRejected
 from stemd.control.intent import lexicon, numerals
 from stemd.control.intent.grammar import Intent, Settings, Unclear, interpret_with_action, masked_text, parse_clauses
+from stemd.control.intent.semantic import SemanticChoice
 
 AudioProvider = Callable[[], tuple[dict[str, np.ndarray], int]]
 
@@ -44,8 +45,6 @@ class IntentParser:
         beats_per_bar: int = 4,
         semantic: Any = "auto",
     ) -> None:
-        from stemd.control.intent.semantic import SemanticChoice
-
         self.stems = tuple(stems) if stems else None
         self.settings = Settings(default_step_db=default_step_db, beats_per_bar=beats_per_bar)
         self.config = config_intent_section
