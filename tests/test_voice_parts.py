@@ -130,6 +130,22 @@ def test_model_resolution(tmp_path, monkeypatch):
     assert models.resolve("") == installed
 
 
+def test_stemd_models_lists_and_fetches_the_voice_model(tmp_path, monkeypatch, capsys):
+    from stemd.cli import main
+
+    monkeypatch.setattr(vosk, "MODEL_DIRS", [str(tmp_path)])
+    assert main(["models"]) == 0
+    assert "vosk           missing model" in capsys.readouterr().out
+    installed = tmp_path / models.DEFAULT_MODEL
+    for marker in ("am/final.mdl", "conf/model.conf"):
+        (installed / marker).parent.mkdir(parents=True, exist_ok=True)
+        (installed / marker).write_text("")
+    assert main(["models", "fetch", "vosk"]) == 0  # present: nothing to download
+    assert capsys.readouterr().out.strip() == f"ok   {installed}"
+    assert main(["models"]) == 0
+    assert f"vosk           ready (voice control)\n    ok   {installed}" in capsys.readouterr().out
+
+
 def _listener(ring, **voice):
     config = load_config().voice
     for key, value in voice.items():

@@ -56,6 +56,13 @@ def _list() -> int:
     clap = find_checkpoint("")[0] is not None
     print(f"{'clap':14} {'ready' if clap else 'missing weights'} (intent parser: semantic layer, audio routing)")
     print(f"    {'ok  ' if clap else 'need'} {default_clap_dir()} (or set [intent] clap_path)")
+    from stemd.control.voice.models import DEFAULT_MODEL, VoiceUnavailable, resolve, search_dirs
+
+    try:
+        print(f"{'vosk':14} ready (voice control)\n    ok   {resolve('')}")
+    except VoiceUnavailable:
+        print(f"{'vosk':14} missing model (voice control; or set [voice] model_path)")
+        print(f"    need {search_dirs()[-1] / DEFAULT_MODEL}")
     return 0
 
 
