@@ -50,7 +50,8 @@ def test_music_noise_and_chatter_alone_give_no_command(ptt, backing):
         ("music", 0.5 * backing[: 3 * RATE]),
         ("other music", 0.5 * np.roll(backing, 3 * RATE)[: 3 * RATE]),
         ("mic noise", speech.mix(np.zeros(1, np.float32), None, None, 0.0, 2.0, RATE)[0]),
-        ("Korean chatter", speech.mix(speech.speak("오늘 날씨가 정말 좋네요", RATE), backing, 10.0, 0.3, TAIL_S, RATE)[0]),
+        ("Korean chatter",
+         speech.mix(speech.speak("오늘 날씨가 정말 좋네요", RATE), backing, 10.0, 0.3, TAIL_S, RATE)[0]),
         ("English chatter", spoken("what is the weather like today", voice="en")[0]),
     ]
     ptt.reset_mixer()

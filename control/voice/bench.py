@@ -124,10 +124,10 @@ class Rig:
         self.session.submit([Command("reset")], source="bench")
 
 
-def run(snrs: list[float | None], speeds: list[int], realtime: bool) -> dict:
+def run(snrs: list[float | None], speeds: list[int], realtime: bool, min_confidence: float = 0.6) -> dict:
     backing = speech.music(12.0, RATE)
     rows, junk = [], []
-    with Rig() as rig:
+    with Rig(min_confidence=min_confidence) as rig:
         phrases = list(rig.voice.phrases.phrases)
         for snr in snrs:
             for wpm in speeds:
@@ -145,14 +145,15 @@ def run(snrs: list[float | None], speeds: list[int], realtime: bool) -> dict:
             trial = rig.say(audio, audio.shape[0], speed=1.0 if realtime else None)
             rig.reset_mixer()
             junk.append({"input": name, "heard": trial.heard, "commands": [c.to_dict() for c in trial.commands]})
-    with Rig(activation="always") as rig:
+    with Rig(activation="always", min_confidence=min_confidence) as rig:
         always = []
         for i, phrase in enumerate(phrases):
             audio, end = speech.mix(speech.speak(phrase, RATE), backing, None, 0.4, 1.2, RATE)
             trial = rig.say(audio, end, press=False, speed=1.0)
             rig.reset_mixer()
             always.append(trial.latency_s)
-    return {"trials": rows, "junk": junk, "summary": _summary(rows), "always_latency_ms": _stats(always)}
+    return {"min_confidence": min_confidence, "trials": rows, "junk": junk, "summary": _summary(rows),
+            "always_latency_ms": _stats(always)}
 
 
 def _junk(backing: np.ndarray) -> list[tuple[str, np.ndarray]]:
@@ -160,7 +161,8 @@ def _junk(backing: np.ndarray) -> list[tuple[str, np.ndarray]]:
     out = [(f"music alone #{k}", 0.5 * np.roll(backing, k * 2 * RATE)[: 3 * RATE]) for k in range(4)]
     out.append(("mic noise floor alone", floor))
     for text, voice in (("오늘 날씨가 정말 좋네요", "ko"), ("what is the weather like today", "en")):
-        out.append((f"speech: {text}", speech.mix(speech.speak(text, RATE, voice), backing, 10.0, 0.3, TAIL_S, RATE)[0]))
+        chatter = speech.mix(speech.speak(text, RATE, voice), backing, 10.0, 0.3, TAIL_S, RATE)[0]
+        out.append((f"speech: {text}", chatter))
     return out
 
 
@@ -176,6 +178,10 @@ def _stats(latencies: list[float | None]) -> dict:
             "p95": round(got[min(len(got) - 1, int(0.95 * len(got)))], 1), "max": round(got[-1], 1)}
 
 
+def _seconds(rows: list[dict], key: str) -> list[float]:
+    return [r[key] / 1000 for r in rows if r[key] is not None]
+
+
 def _summary(rows: list[dict]) -> list[dict]:
     out = []
     for snr in dict.fromkeys(r["snr_db"] for r in rows):
@@ -183,13 +189,13 @@ def _summary(rows: list[dict]) -> list[dict]:
         count = {k: sum(r["outcome"] == k for r in group) for k in ("right", "wrong", "rejected")}
         out.append({"snr_db": "clean" if snr is None else snr, "n": len(group), **count,
                     "accuracy": round(count["right"] / len(group), 3),
-                    "ptt_latency_ms": _stats([r["latency_ms"] / 1000 for r in group if r["latency_ms"] is not None]),
-                    "ptt_recognised_ms": _stats([r["recognised_ms"] / 1000 for r in group
-                                                 if r["recognised_ms"] is not None])})
+                    "ptt_latency_ms": _stats(_seconds(group, "latency_ms")),
+                    "ptt_recognised_ms": _stats(_seconds(group, "recognised_ms"))})
     return out
 
 
 def print_table(report: dict) -> None:
+    print(f"Korean model + ko phrase table, push-to-talk, [voice] min_confidence = {report['min_confidence']:g}")
     print(f"{'SNR dB':>7} {'n':>4} {'right':>6} {'wrong':>6} {'reject':>7} {'acc':>6}  "
           "push-to-talk release → final result / → applied, ms median (p95)")
     for s in report["summary"]:
@@ -209,14 +215,17 @@ def _pair(stats: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m stemd.control.voice.bench", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m stemd.control.voice.bench",
+                                 description=__doc__.split("\n")[0])
     ap.add_argument("--json", type=Path, help="also write the full report (every trial) here")
-    ap.add_argument("--fast", action="store_true", help="feed audio faster than real time (latency not meaningful)")
+    ap.add_argument("--fast", action="store_true",
+                    help="feed audio faster than real time (latencies then mean nothing)")
     ap.add_argument("--snr", type=float, nargs="*", default=[20.0, 10.0, 5.0, 0.0],
                     help="SNRs in dB besides clean speech")
     ap.add_argument("--wpm", type=int, nargs="*", default=[130, 160], help="espeak-ng speaking rates")
+    ap.add_argument("--min-confidence", type=float, default=0.6, help="[voice] min_confidence to test")
     args = ap.parse_args(argv)
-    report = run([None, *args.snr], args.wpm, realtime=not args.fast)
+    report = run([None, *args.snr], args.wpm, realtime=not args.fast, min_confidence=args.min_confidence)
     print_table(report)
     if args.json:
         args.json.write_text(json.dumps(report, ensure_ascii=False, indent=1))

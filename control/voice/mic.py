@@ -1,5 +1,6 @@
-"""Mic audio for the recogniser: taken from the daemon's mic ring (the first channel) and resampled to 16 kHz here, on the
-listener thread, so the JACK process callback only ever copies the port buffer into the ring.
+"""Mic audio for the recogniser: taken from the daemon's mic ring (its first channel) and resampled
+to 16 kHz here, on the listener thread, so the JACK process callback only ever copies the port
+buffer into the ring.
 
 The reader is the ring's single consumer. It starts at the present (audio from before the listener
 started is nobody's command) and, if it ever falls a whole ring behind, skips to the oldest frames

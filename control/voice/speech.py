@@ -38,7 +38,7 @@ def music(seconds: float, rate: int, seed: int = 1) -> np.ndarray:
     return render_song(seconds, rate, seed=seed).mix.mean(axis=0)
 
 
-def mix(speech: np.ndarray, backing: np.ndarray, snr_db: float | None, lead_s: float, tail_s: float,
+def mix(speech: np.ndarray, backing: np.ndarray | None, snr_db: float | None, lead_s: float, tail_s: float,
         rate: int, floor_db: float = -60.0) -> tuple[np.ndarray, int]:
     """Speech placed after `lead_s` of backing at `snr_db` (speech power over music power while the
     speech lasts; None = no music), `tail_s` after it, over a mic's self-noise at `floor_db` dBFS
