@@ -23,8 +23,10 @@ import torch
 from stemd.engines.registry import ModelNotAvailable, hub_offline
 from stemd.engines.separator import Separator, StreamingDefaults
 
-# Streaming geometry per model (W, H, R in seconds); see DESIGN-NOTES.md "Streaming geometry".
-STREAMING = StreamingDefaults(window_s=1.0, hop_s=2048 / 44100, right_s=2048 / 44100)
+# Streaming geometry (W, H, R in seconds), whole multiples of HTDemucs's 1024-sample frame grid so
+# that fixed-window backends (ONNX, CUDA graphs) and the streaming engine agree on the window length:
+# W = 43 x 1024 (0.998 s), H = R = 2048 (46.4 ms). See DESIGN-NOTES.md "Streaming geometry".
+STREAMING = StreamingDefaults(window_s=43 * 1024 / 44100, hop_s=2048 / 44100, right_s=2048 / 44100)
 
 
 def _remote_root() -> Path:
