@@ -45,6 +45,9 @@ class Session:
     midi: Any = None
     # Daemon figures (state, xruns, underruns, engine RTF, latency) for status; set by daemon/app.py.
     stats: Callable[[], dict[str, Any]] | None = None
+    # The parser's layers (grammar, semantic, audio routing, pronouns) and why each is on or off, for
+    # status; set with the parser (control/intent/context.Conversation.attach).
+    parser_status: Callable[[], dict[str, Any]] | None = None
     _listeners: list[Listener] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -97,6 +100,8 @@ class Session:
         state["model"] = self.model_name
         if self.stats is not None:
             state["daemon"] = self.stats()
+        if self.parser_status is not None:
+            state["intent"] = self.parser_status()
         return state
 
     def levels(self) -> dict[str, float]:

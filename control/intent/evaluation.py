@@ -1,7 +1,9 @@
 """Scoring a parser against eval_set.jsonl: the regression gate (tests) and the benchmark share it.
 
 Each row: {"text", "expect": [canonical command dicts] or null (must be rejected), "category",
-"layer": "grammar" (the grammar alone must get it) or "semantic" (needs the semantic layer)}.
+"layer": "grammar" (the grammar alone must get it) or "semantic" (needs the semantic layer)}, and
+optionally "after": the sentence said just before, whose stems "it"/"them" in "text" refer to (parsed
+by the same parser, outside the timing).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from stemd.control.commands import Command, IntentRejected
+from stemd.control.intent.context import referent_after
 
 EVAL_SET = Path(__file__).with_name("eval_set.jsonl")
 
@@ -60,12 +63,14 @@ class Score:
         }
 
 
-def evaluate(parse: Callable[[str], list[Command]], rows: Sequence[dict[str, Any]]) -> Score:
+def evaluate(parse: Callable[..., list[Command]], rows: Sequence[dict[str, Any]]) -> Score:
+    """`parse(text, referent=None)`: the grammar's parse or IntentParser.parse."""
     score = Score()
     for row in rows:
+        referent = referent_after(parse(row["after"]), row["after"]) if row.get("after") else None
         start = time.perf_counter()
         try:
-            got: list[dict] | None = [c.to_dict() for c in parse(row["text"])]
+            got: list[dict] | None = [c.to_dict() for c in parse(row["text"], referent=referent)]
         except IntentRejected:
             got = None
         score.times_ms.append((time.perf_counter() - start) * 1e3)

