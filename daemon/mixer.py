@@ -1,7 +1,9 @@
 """Per-stem mixer that runs inside the JACK process callback.
 
 Every gain change is a linear ramp (default 20 ms) so no command can click; fades are the same ramp
-stretched over beats. All buffers are allocated in `__init__`; `process` only writes into them with
+stretched over beats and start on the beat grid of the BeatClock (`daemon/transport.py`), which holds
+the tempo; loops run in the LoopEngine (`daemon/loops.py`) before the gain, so a loop is the stem as
+heard before gain. All buffers are allocated in `__init__`; `process` only writes into them with
 numpy `out=` arguments. With nothing applied every gain is exactly 1.0 and the stems are added in
 order without multiplication, so the mix is bit-exact to `stems[0] + stems[1] + ...`.
 
@@ -20,6 +22,8 @@ import numpy as np
 
 from stemd.control.commands import ALL, Action, Command
 from stemd.daemon.command_queue import CommandQueue
+from stemd.daemon.loops import LoopEngine
+from stemd.daemon.transport import BeatClock
 
 MIN_DB = -60.0
 
@@ -51,11 +55,16 @@ class _Ramps:
     def ramping(self, s: int) -> bool:
         return self.cur[s] != self.target[s]
 
-    def render(self, s: int, n: int) -> bool:
-        """Fill `curve[:n]` and advance; False (curve untouched) when the gain is constant."""
+    def fill(self, s: int, lo: int, hi: int) -> None:
+        """Fill `curve[lo:hi]` and advance, constant or not (for a block split at a fade's start)."""
+        if not self.render(s, hi - lo, lo):
+            self.curve[lo:hi] = self.cur[s]
+
+    def render(self, s: int, n: int, lo: int = 0) -> bool:
+        """Fill `curve[lo:lo + n]` and advance; False (curve untouched) when the gain is constant."""
         if self.cur[s] == self.target[s]:
             return False
-        curve = self.curve[:n]
+        curve = self.curve[lo:lo + n]
         np.multiply(self._index[:n], self.step[s], out=curve)
         curve += self.cur[s]
         target = self.target[s]
@@ -74,7 +83,7 @@ class Mixer:
 
     OWNED_ACTIONS = frozenset(
         {Action.MUTE, Action.UNMUTE, Action.SOLO, Action.UNSOLO, Action.GAIN, Action.FADE, Action.RESET,
-         Action.TEMPO}
+         Action.TEMPO, Action.LOOP, Action.UNLOOP}
     )
 
     def __init__(
@@ -87,14 +96,20 @@ class Mixer:
         fade_beats: float = 4.0,
         max_gain_db: float = 12.0,
         commands_per_block: int = 64,
+        clock: BeatClock | None = None,
+        loop_beats: float = 4.0,
+        loop_max_s: float = 16.0,
+        loop_crossfade_ms: float = 10.0,
+        drum_parts: bool = True,
     ) -> None:
         self.stems = tuple(stems)
         self.index = {name: i for i, name in enumerate(self.stems)}
         self.sample_rate = sample_rate
         self.max_block = max_block
         self.ramp_samples = max(1, round(ramp_ms * sample_rate / 1000.0))
-        self.bpm = bpm
+        self.clock = clock if clock is not None else BeatClock(sample_rate, bpm)
         self.fade_beats = fade_beats
+        self.loop_beats = loop_beats
         self.max_gain_db = max_gain_db
         self.commands = CommandQueue()
         self._commands_per_block = commands_per_block
@@ -109,19 +124,37 @@ class Mixer:
         self.applied = 0
 
         self._gain = _Ramps(n, max_block)
+        self.frame = 0  # timeline frame of the current block: JACK frame time, or a block counter
+        self._fade_at = np.full(n, -1, np.int64)  # frame a quantized fade starts at, -1 = none pending
+        self._fade_target = np.zeros(n)
+        self._fade_len = np.zeros(n, np.int64)
+        self.loops = LoopEngine(self.stems, sample_rate, max_block, self.clock, loop_max_s,
+                                loop_crossfade_ms, drum_parts)
         self._scaled = np.empty((2, max_block), dtype=np.float32)
         self._abs = np.empty((2, max_block), dtype=np.float32)
 
     # ---- real-time side -------------------------------------------------------------------------
 
-    def process(self, stems: np.ndarray, out: np.ndarray, stem_out: np.ndarray | None = None) -> None:
+    @property
+    def bpm(self) -> float:
+        return self.clock.bpm
+
+    def process(self, stems: np.ndarray, out: np.ndarray, stem_out: np.ndarray | None = None,
+                frame_time: int | None = None) -> None:
         """Mix `stems[S, 2, n]` into `out[2, n]` (float32); optionally write each heard stem to
-        `stem_out[S, 2, n]`. Drains pending commands first, so a command applies at a block edge."""
-        self._drain()
+        `stem_out[S, 2, n]`. Drains pending commands first, so a command applies at a block edge.
+        `frame_time` (JACK's `last_frame_time`) puts loops and fades on JACK's timeline, the one the
+        JACK transport source uses; without it the mixer counts its own frames."""
+        if frame_time is not None:
+            self.frame = frame_time
+        frame = self.frame
         n = out.shape[1]
+        self.clock.mark(frame, n)
+        self._drain()
+        self.loops.record(stems, frame, n)
         out.fill(0.0)
         for s in range(len(self.stems)):
-            heard = self._scale(s, stems[s], n)
+            heard = self._scale(s, self.loops.render(s, stems[s], frame), n, frame)
             if stem_out is not None:
                 if heard is None:
                     stem_out[s].fill(0.0)
@@ -135,10 +168,20 @@ class Mixer:
             level = absolute.max()
             if level > self.peak[s]:
                 self.peak[s] = level
+        self.frame = frame + n
 
-    def _scale(self, s: int, src: np.ndarray, n: int) -> np.ndarray | None:
+    def _scale(self, s: int, src: np.ndarray, n: int, frame: int) -> np.ndarray | None:
         """The stem as heard this block: `src` itself at unity, None when silent, else scaled."""
         scaled = self._scaled[:, :n]
+        start = int(self._fade_at[s] - frame)
+        if self._fade_at[s] >= 0 and start < n:  # a quantized fade starts in this block
+            self._fade_at[s] = -1
+            if start > 0:
+                self._gain.fill(s, 0, start)
+            self._gain.ramp_to(s, self._fade_target[s], int(self._fade_len[s]))
+            self._gain.fill(s, max(start, 0), n)
+            np.multiply(src, self._gain.curve[:n], out=scaled)
+            return scaled
         if self._gain.render(s, n):
             np.multiply(src, self._gain.curve[:n], out=scaled)
             return scaled
@@ -174,15 +217,22 @@ class Mixer:
             return range(len(self.stems))
         return (self.index[stem],)
 
-    def _retarget(self, samples: int | None = None, only: range | tuple[int, ...] | None = None) -> None:
+    def _target(self, s: int, any_solo: bool) -> float:
+        audible = not self.muted[s] and (self.soloed[s] or not any_solo)
+        return db_to_gain(self.gain_db[s] + self.master_db) if audible else 0.0
+
+    def _retarget(self) -> None:
         """Ramp every stem whose target level changed; a stem whose target did not change keeps its
-        ramp, so a running fade is not cut short by a command about another stem."""
+        ramp (or its fade waiting for the beat), so a command about another stem cuts no fade short."""
         any_solo = bool(self.soloed.any())
-        for s in range(len(self.stems)) if only is None else only:
-            audible = not self.muted[s] and (self.soloed[s] or not any_solo)
-            target = db_to_gain(self.gain_db[s] + self.master_db) if audible else 0.0
+        for s in range(len(self.stems)):
+            target = self._target(s, any_solo)
+            if self._fade_at[s] >= 0:
+                if self._fade_target[s] == target:
+                    continue
+                self._fade_at[s] = -1
             if self._gain.target[s] != target:
-                self._gain.ramp_to(s, target, samples or self.ramp_samples)
+                self._gain.ramp_to(s, target, self.ramp_samples)
 
     def _mute(self, command: Command) -> None:
         for s in self._targets(command.stem):
@@ -220,13 +270,22 @@ class Mixer:
         self._retarget()
 
     def _fade_cmd(self, command: Command) -> None:
-        """A fade is a mute or unmute whose ramp lasts `beats`: fading out already counts as muted."""
+        """A fade is a mute or unmute whose ramp lasts `beats` and starts on the next beat: fading out
+        already counts as muted (state feedback shows the end state at once)."""
         beats = command.beats if command.beats is not None else self.fade_beats
-        samples = max(self.ramp_samples, round(beats * 60.0 / self.bpm * self.sample_rate))
-        stems = self._targets(command.stem)
-        for s in stems:
+        samples = max(self.ramp_samples, self.clock.beats_to_samples(beats))
+        start = self.clock.next_boundary(self.frame)
+        any_solo = bool(self.soloed.any())
+        for s in self._targets(command.stem):
             self.muted[s] = command.direction == "out"
-        self._retarget(samples, stems)
+            target = self._target(s, any_solo)
+            self._fade_at[s] = -1
+            if self._gain.target[s] == target:
+                continue
+            if start == self.frame:
+                self._gain.ramp_to(s, target, samples)
+            else:
+                self._fade_at[s], self._fade_target[s], self._fade_len[s] = start, target, samples
 
     def _reset(self, command: Command) -> None:
         self.gain_db[:] = 0.0
@@ -234,26 +293,40 @@ class Mixer:
         self.muted[:] = False
         self.soloed[:] = False
         self._retarget()
+        self.loops.release_now(self.frame)
 
     def _tempo(self, command: Command) -> None:
-        self.bpm = command.bpm
+        self.clock.set_tempo(command.bpm, "command")
+
+    def _loop(self, command: Command) -> None:
+        beats = command.beats if command.beats is not None else self.loop_beats
+        for s in self._targets(command.stem):
+            self.loops.arm(s, beats, command.part, self.frame)
+
+    def _unloop(self, command: Command) -> None:
+        for s in self._targets(command.stem):
+            self.loops.release(s, self.frame)
 
     # ---- non-real-time readers --------------------------------------------------------------------
 
     def snapshot(self) -> dict[str, Any]:
         """State for status and feedback (read from control threads; values may be one block old)."""
+        loops = self.loops.snapshot()
         return {
             "stems": {
                 name: {
                     "gain_db": float(self.gain_db[i]),
                     "muted": bool(self.muted[i]),
                     "soloed": bool(self.soloed[i]),
-                    "ramping": bool(self._gain.ramping(i)),
+                    "ramping": bool(self._gain.ramping(i) or self._fade_at[i] >= 0),
+                    "loop": loops[name]["beats"] if name in loops else 0.0,  # beats, 0 = off
                 }
                 for i, name in enumerate(self.stems)
             },
             "master_db": float(self.master_db),
             "bpm": float(self.bpm),
+            "loops": loops,
+            "transport": self.clock.snapshot(),
             "version": int(self.version),
         }
 
@@ -273,4 +346,6 @@ _HANDLERS = {
     Action.FADE: Mixer._fade_cmd,
     Action.RESET: Mixer._reset,
     Action.TEMPO: Mixer._tempo,
+    Action.LOOP: Mixer._loop,
+    Action.UNLOOP: Mixer._unloop,
 }

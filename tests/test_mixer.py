@@ -143,24 +143,57 @@ def test_random_commands_never_break_the_signal():
 
 
 def test_process_allocates_no_numpy_buffers():
-    m = Mixer(STEMS, SR, max_block=512)
+    """Gains, beat-quantized fades, loops (capture, seam, re-loop, release), a drum-part loop and
+    tempo changes: none may allocate a numpy buffer on the RT side."""
+    m = Mixer(STEMS, SR, max_block=512, bpm=240.0, loop_max_s=2.0)
     stems = noise(512)
     out = np.zeros((2, 512), np.float32)
     stem_out = np.zeros((4, 2, 512), np.float32)
     m.process(stems, out, stem_out)
     cmds = [Command("mute", stem="vocals"), Command("gain", stem="bass", db=-3),
-            Command("fade", stem="drums", direction="out", beats=1), Command("solo", stem="other")]
+            Command("fade", stem="drums", direction="out", beats=1), Command("solo", stem="other"),
+            Command("loop", stem="bass", beats=2), Command("loop", stem="drums", part="snare", beats=1),
+            Command("loop", stem="bass", beats=0.5), Command("tempo", bpm=133.0),
+            Command("unloop", stem="drums"), Command("fade", stem="other", direction="in", beats=0.5),
+            Command("loop", stem="all", beats=1), Command("reset")]
     tracemalloc.start()
     try:
-        for i in range(200):
+        for i in range(600):
             if i % 50 == 0:
-                m.commands.put(cmds[(i // 50) % 4])
+                m.commands.put(cmds[i // 50])
             m.process(stems, out, stem_out)
         snapshot = tracemalloc.take_snapshot().filter_traces(
             [tracemalloc.DomainFilter(True, np.lib.tracemalloc_domain)])
     finally:
         tracemalloc.stop()
     assert sum(stat.size for stat in snapshot.statistics("lineno")) == 0
+
+
+def test_fade_starts_on_the_next_beat():
+    """At 120 BPM a beat is 24000 samples; a fade asked for mid-beat waits for the beat, sample-exact,
+    and the stem reads as muted at once."""
+    m = Mixer(STEMS, SR, bpm=120.0)
+    stems = np.ones((4, 2, SR * 2), np.float32)
+    out = run(m, stems, block=256, commands_at={10: [Command("fade", stem="vocals", direction="out", beats=1)]})
+    assert m.snapshot()["stems"]["vocals"]["muted"]
+    beat = SR // 2
+    assert np.all(out[0, :beat] == 4.0) and out[0, beat] < 4.0  # untouched until the beat's sample
+    assert out[0, beat + beat // 2] == pytest.approx(3.5, abs=1e-3)
+    assert np.all(out[0, 2 * beat + 1:] == 3.0)
+
+
+def test_a_command_before_the_beat_does_not_cancel_a_waiting_fade():
+    m = Mixer(STEMS, SR, bpm=120.0)
+    stems = np.ones((4, 2, SR), np.float32)
+    out = run(m, stems, block=256, commands_at={10: [Command("fade", stem="vocals", direction="out", beats=1)],
+                                                  20: [Command("gain", stem="bass", db=-6)],
+                                                  30: [Command("fade", stem="drums", direction="in")]})
+    beat = SR // 2
+    assert out[0, beat + beat // 2] == pytest.approx(3.5 - (1 - 10 ** (-6 / 20)), abs=1e-3)
+    m2 = Mixer(STEMS, SR, bpm=120.0)
+    out = run(m2, stems, block=256, commands_at={10: [Command("fade", stem="vocals", direction="out", beats=1)],
+                                                   20: [Command("unmute", stem="vocals")]})
+    assert np.all(out[0] == 4.0)  # unmuting before the beat takes the fade back
 
 
 def test_stem_outputs_are_the_heard_stems():
