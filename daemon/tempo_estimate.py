@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -129,6 +130,13 @@ class TempoFollower:
         self.last: Estimate | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="stemd-tempo", daemon=True)
+
+    @classmethod
+    def from_config(cls, clock: BeatClock, loops: LoopEngine, transport: Any) -> "TempoFollower | None":
+        """The follower `[transport] estimate` asks for, or None (disabled, or no drums stem)."""
+        if not transport.estimate or "drums" not in loops.tracks:
+            return None
+        return cls(clock, loops, min_bpm=transport.estimate_min_bpm)
 
     def start(self) -> "TempoFollower":
         self._thread.start()

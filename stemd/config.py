@@ -122,6 +122,16 @@ SCHEMA: dict[str, Section] = {
             "max_gain_db": Key(12.0, "Upper limit of any stem gain.", min=0.0, max=24.0),
             "fade_beats": Key(4.0, "Fade length when a command names none.", min=0.25, max=256.0),
             "loop_beats": Key(4.0, "Loop length when a command names none.", min=0.25, max=256.0),
+            "loop_max_s": Key(
+                16.0, "Longest loop in seconds; a longer one is cut to this. Memory: about 6 MB per stem\n"
+                "(and per drum part) for 16 s at 48 kHz, allocated at start.", min=1.0, max=120.0,
+            ),
+            "loop_crossfade_ms": Key(10.0, "Crossfade at a loop's seam and where a loop starts or stops.",
+                                     min=1.0, max=100.0),
+            "drum_parts": Key(
+                True, "Split the drums stem into kick / snare / hats (an approximation: bands and transient\n"
+                "gates) so 'loop the snare' works. Runs on the audio thread, about 50 numpy calls a period.",
+            ),
         },
     ),
     "transport": Section(
@@ -130,6 +140,14 @@ SCHEMA: dict[str, Section] = {
             "bpm": Key(120.0, "Tempo until a clock source (MIDI clock, JACK transport, tap) sets one.",
                        min=20.0, max=400.0),
             "beats_per_bar": Key(4, "Beats per bar when no tempo source says otherwise.", min=1, max=32),
+            "estimate": Key(
+                True, "Follow the tempo of the drums stem while no MIDI clock, JACK transport or hand-set\n"
+                "tempo (OSC /stemd/tempo, tap, a tempo command) holds the clock.",
+            ),
+            "estimate_min_bpm": Key(
+                80.0, "The estimate lies in one octave, [min, 2 x min) BPM, as no onset statistic tells 85\n"
+                "from 170: with 80, drum & bass at 170 reads 85; set 90 for 90..180.", min=40.0, max=200.0,
+            ),
         },
     ),
     "osc": Section(

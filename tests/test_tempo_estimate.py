@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from stemd.config import validate
 from stemd.daemon.mixer import Mixer
 from stemd.daemon.tempo_estimate import TempoFollower, estimate
 from test_drum_parts import drum_pattern
@@ -82,8 +83,15 @@ def test_follower_sets_the_clock_from_the_drums_history_until_a_hand_set_tempo()
     assert mixer.clock.bpm == pytest.approx(100.0) and mixer.clock.source == "osc"
 
 
-def test_follower_thread_starts_and_stops():
+def test_follower_from_config_runs_its_thread_and_stops():
     mixer = Mixer(STEMS, 48000)
-    follower = TempoFollower(mixer.clock, mixer.loops, interval_s=0.01).start()
-    follower.stop()
+    transport = validate({"transport": {"estimate_min_bpm": 90.0}}).transport
+    follower = TempoFollower.from_config(mixer.clock, mixer.loops, transport)
+    assert follower.min_bpm == 90.0
+    follower.interval_s = 0.01
+    follower.start().stop()
     assert not follower._thread.is_alive()
+    off = validate({"transport": {"estimate": False}}).transport
+    assert TempoFollower.from_config(mixer.clock, mixer.loops, off) is None
+    vocals_only = Mixer(("vocals", "accompaniment"), 48000)
+    assert TempoFollower.from_config(vocals_only.clock, vocals_only.loops, transport) is None
