@@ -60,7 +60,11 @@ def weight_files(name: str) -> list[Path]:
 
 def in_hf_cache(name: str) -> bool:
     from demucs.hf import DEFAULT_NAMESPACE, hf_repo_name
-    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:  # demucs then loads from torch.hub's cache only
+        return False
 
     repo = f"{DEFAULT_NAMESPACE}/{hf_repo_name(name)}"
     files = [f"{name}.yaml"] + [f"{sig}.safetensors" for sig in signatures(name)]

@@ -14,6 +14,7 @@ import numpy as np
 import soxr
 
 QUALITY = "HQ"
+MARGIN = 4
 
 
 class StreamResampler:
@@ -43,8 +44,8 @@ def resample(x: np.ndarray, in_rate: int, out_rate: int, quality: str = QUALITY)
 
 
 def max_lag(in_rate: int, out_rate: int, quality: str = QUALITY) -> int:
-    """Most output samples soxr ever holds back (0 for equal rates), probed with 8-sample blocks,
-    the worst case: larger blocks are held back less."""
+    """Most output samples soxr ever holds back (0 for equal rates), probed with 8-sample blocks
+    (larger blocks are held back less), plus a few samples of margin for 1-sample blocks."""
     if in_rate == out_rate:
         return 0
     stream = soxr.ResampleStream(in_rate, out_rate, 1, dtype="float32", quality=quality)
@@ -55,4 +56,4 @@ def max_lag(in_rate: int, out_rate: int, quality: str = QUALITY) -> int:
         emitted += len(stream.resample_chunk(block))
         fed += len(block)
         worst = max(worst, fed * out_rate / in_rate - emitted)
-    return math.ceil(worst)
+    return math.ceil(worst) + MARGIN
