@@ -51,7 +51,8 @@ class LoopEngine:
         self._buffers = np.zeros((n, 2, self.max_loop + x), np.float32)
         self._heard = np.empty((n, 2, max_block), np.float32)
         self._tail = np.zeros((n, 2, x), np.float32)
-        self._tail_left = np.zeros(n, np.int64)
+        self._tail_left = np.zeros(n, np.int64)  # samples of the old-to-new loop crossfade still to go
+        self._tail_part = np.full(n, -1, np.int8)
         self._w = np.empty(max_block, np.float32)
         self._w_live = np.empty(max_block, np.float32)
         self._live = np.empty((2, max_block), np.float32)
@@ -124,6 +125,7 @@ class LoopEngine:
         begin = max(start, 0) if start < n else n
         stop = max(int(self.stop[s] - frame), 0) if self.stop[s] >= 0 else n
         heard, w = self._heard[s, :, :n], self._w[:n]
+        old_part = int(self.part[s])
         if begin > 0:  # what plays before the new loop (or all block): the old loop or live
             if playing:
                 self._read(s, heard[:, :begin])
@@ -137,29 +139,55 @@ class LoopEngine:
                 self._fill_weights(s, w[cut:begin])
         if begin < n:
             if playing:  # re-loop: keep X samples of the old loop to crossfade into the new one
-                self._tail_left[s] = 0
                 self._read(s, self._tail[s])
                 self._tail_left[s] = self.xfade
+                self._tail_part[s] = old_part
             self._capture(s, frame + begin, frame + n)
             self._read(s, heard[:, begin:])
             self.start[s] = -1
             self.state[s] = PLAYING
             self._dir[s] = 1
             self._fill_weights(s, w[begin:])
-        part = self.part[s]
-        if part >= 0:  # live drums with the live part swapped for the looped one, as far as w goes
-            heard -= self._parts[part, :, :n]
-            heard *= w
-            heard += src
-        elif w[0] != 1.0 or w[n - 1] != 1.0:  # loop*w + live*(1-w): exact at w = 0 and at w = 1
-            live, rest = self._live[:, :n], self._w_live[:n]
-            heard *= w
-            np.subtract(1.0, w, out=rest)
-            np.multiply(src, rest, out=live)
-            heard += live
+        self._blend(heard, src, w, old_part, 0, begin)
+        self._blend(heard, src, w, int(self.part[s]), begin, n)
+        if self._tail_left[s] > 0:
+            self._blend_tail(s, heard, src, begin if begin < n else 0)
         if self._dir[s] < 0 and self._mix[s] == 0:
             self.state[s] = IDLE
         return heard
+
+    def _blend(self, heard: np.ndarray, src: np.ndarray, w: np.ndarray, part: int, lo: int, hi: int) -> None:
+        """heard[:, lo:hi] holds loop content; make it what is heard at crossfade weights w."""
+        if lo >= hi:
+            return
+        h, live_src, ww = heard[:, lo:hi], src[:, lo:hi], w[lo:hi]
+        if part >= 0:  # live drums with the live part swapped for the looped one, as far as w goes
+            h -= self._parts[part, :, lo:hi]
+            h *= ww
+            h += live_src
+        elif ww[0] != 1.0 or ww[-1] != 1.0:  # loop*w + live*(1-w): exact at w = 0 and at w = 1
+            live, rest = self._live[:, lo:hi], self._w_live[lo:hi]
+            h *= ww
+            np.subtract(1.0, ww, out=rest)
+            np.multiply(live_src, rest, out=live)
+            h += live
+
+    def _blend_tail(self, s: int, heard: np.ndarray, src: np.ndarray, at: int) -> None:
+        """Crossfade from what the old loop would have played (whole stem or part swap) into the new."""
+        left, x = int(self._tail_left[s]), self.xfade
+        k = min(heard.shape[1] - at, left)
+        off = x - left
+        old = self._live[:, :k]
+        np.copyto(old, self._tail[s, :, off:off + k])
+        part = int(self._tail_part[s])
+        if part >= 0:
+            old += src[:, at:at + k]
+            old -= self._parts[part, :, at:at + k]
+        h = heard[:, at:at + k]
+        h -= old
+        h *= self._ramp[off + 1:off + 1 + k]
+        h += old
+        self._tail_left[s] = left - k
 
     def _fill_weights(self, s: int, w: np.ndarray) -> None:
         """Crossfade weights (0 live .. 1 loop) for the next len(w) samples, advancing the fade."""
@@ -207,15 +235,6 @@ class LoopEngine:
             got += take
             pos = (pos + take) % length
         self._play[s] = pos
-        left = int(self._tail_left[s])
-        if left > 0:
-            k = min(m, left)
-            off = self.xfade - left
-            tail = self._tail[s, :, off:off + k]
-            dst[:, :k] -= tail
-            dst[:, :k] *= self._ramp[off + 1:off + 1 + k]
-            dst[:, :k] += tail
-            self._tail_left[s] = left - k
 
     # ---- non-real-time readers --------------------------------------------------------------------
 

@@ -120,6 +120,21 @@ def test_seams_entries_and_exits_do_not_click():
     assert worst_step(hard[0, 0]) > 3 * threshold
 
 
+def test_switching_between_a_whole_loop_and_a_part_loop_does_not_click():
+    """A tone on the drums stem (no hits, so its snare part is silent): looping the whole drums, then
+    only the snare, crossfades from the old loop to live drums in the same X samples, click-free."""
+    sr, bpm = 48000, 123.0
+    stems = np.roll(tone(sr, 5.0), 1, axis=0)  # the tone on the drums stem
+    commands = {50: [Command("loop", stem="drums", beats=3)],
+                500: [Command("loop", stem="drums", part="snare", beats=2)],
+                700: [Command("loop", stem="drums", beats=1)]}
+    mixer = Mixer(STEMS, sr, bpm=bpm, loop_crossfade_ms=XFADE_MS)
+    heard = play(mixer, stems, 256, commands)
+    threshold = worst_step(stems[1, 0]) + np.pi / (2 * mixer.loops.xfade) * 2 * 0.8 * 1.01
+    assert worst_step(heard[1, 0]) <= threshold
+    assert not np.array_equal(heard[1, :, 60 * 256:500 * 256], stems[1, :, 60 * 256:500 * 256])
+
+
 def test_loop_the_snare_replaces_only_the_snare_part():
     """`loop drums snare`: the heard drums are the live drums with the live snare part swapped for the
     looped snare part; kick and hats parts and the residual stay live."""
@@ -161,3 +176,47 @@ def test_a_loop_dropped_before_its_beat_never_plays():
     assert np.array_equal(heard, stems)
     assert mixer.snapshot()["loops"] == {}
 
+
+
+def test_loop_in_a_real_jack_process_callback_starts_on_the_beat(jackd):
+    """The mixer in a real jackd cycle (48 kHz, 256 frames), the command put on its queue from another
+    thread as the Session does: the loop starts on a beat sample, within a beat plus one period of
+    the command, and repeats with its exact length."""
+    import threading
+    import time
+
+    client = jackd.client("stemd-loops")
+    sr, block = client.samplerate, client.blocksize
+    bpm, seconds = 150.0, 3.0
+    spb = 60.0 * sr / bpm
+    mixer = Mixer(STEMS, sr, max_block=block, bpm=bpm)
+    total = int(seconds * sr) // block * block
+    stems = noise(sr, seconds, seed=4)[:, :, :total]
+    heard = np.zeros((len(STEMS), 2, total + block), np.float32)
+    out = np.zeros((2, block), np.float32)
+    done = threading.Event()
+
+    @client.set_process_callback
+    def process(frames):
+        lo = mixer.frame
+        if lo + frames > total:
+            done.set()
+            return
+        mixer.process(stems[:, :, lo:lo + frames], out[:, :frames], heard[:, :, lo:lo + frames])
+
+    client.activate()
+    try:
+        time.sleep(1.3)
+        asked = mixer.frame  # the command is drained at the start of a later cycle
+        mixer.commands.put(Command("loop", stem="other", beats=1))
+        assert done.wait(10)
+    finally:
+        client.deactivate()
+        client.close()
+    start = int(np.flatnonzero(np.any(heard[3, :, :total] != stems[3], axis=0))[0])
+    beat = start / spb
+    assert abs(beat - round(beat)) * spb < 1.0  # on the beat's first sample
+    assert asked <= start <= asked + spb + 2 * block
+    length = round(spb)
+    steady = heard[3, :, start + mixer.loops.xfade:total]
+    assert np.array_equal(steady[:, length:], steady[:, :-length])
