@@ -28,6 +28,7 @@ from stemd.daemon import mixer_state
 from stemd.daemon.audio_path import AudioPath
 from stemd.daemon.jack_io import JackIO, PortPlan
 from stemd.daemon.mixer import Mixer
+from stemd.daemon.recent_stems import CLEARANCE_S, HISTORY_S, recent_stems
 from stemd.daemon.ring import SpscRing
 from stemd.daemon.sd_notify import Notifier
 from stemd.daemon.session import Parser, Session
@@ -81,6 +82,7 @@ class Daemon:
         self.midi: Any = None
         self.voice: Any = None
         self.transport: Any = None
+        self.conversation: Any = None  # the intent parser with its pronoun context, when installed
         jcfg = config.jack
         plan = PortPlan(stem_ports=jcfg.stem_ports, mic=bool(jcfg.connect_mic) or config.voice.enabled,
                         connect_inputs=jcfg.connect_inputs, connect_outputs=jcfg.connect_outputs,
@@ -149,7 +151,9 @@ class Daemon:
         capacity = latency + MAX_BLOCK + rate
         self.in_ring = SpscRing.create(2, capacity)
         if not self.dry_only:
-            self.stem_ring = SpscRing.create(2 * MAX_STEMS, capacity)
+            # Room for the intent parser to read the last seconds of every stem (recent_stems.py)
+            # without coming near what the callback reads; the callback's work does not change.
+            self.stem_ring = SpscRing.create(2 * MAX_STEMS, capacity + round((HISTORY_S + 2 * CLEARANCE_S) * rate))
             self._start_engine(rate, latency)
         mixer = self._make_mixer(rate)
         self.session.mixer = mixer
@@ -230,8 +234,11 @@ class Daemon:
         c = self.config
         if self.session.parser is None and installed("stemd.control.intent"):
             from stemd.control.intent import IntentParser
+            from stemd.control.intent.context import Conversation
 
-            self.session.parser = IntentParser.from_config(c, self.sources or None).parse
+            audio = self.recent_stems if self.sources else None  # dry: no stems to listen to
+            self.conversation = Conversation(IntentParser.from_config(c, self.sources or None, audio))
+            self.conversation.attach(self.session)
         if installed("stemd.daemon.transport") and hasattr(self.session.mixer, "clock"):
             from stemd.daemon.transport import JackTransport
 
@@ -275,6 +282,10 @@ class Daemon:
 
         self.voice = VoiceListener(self.session, self.config.voice, self.mic_ring, self.rate)
         self.voice.start()
+
+    def recent_stems(self) -> tuple[dict[str, Any], int]:
+        """The last seconds of every stem, for the parser's audio-aware routing (any thread)."""
+        return recent_stems(self.stem_ring, self.sources, self.rate)
 
     def _refine(self, command: Command) -> None:
         stems = self.sources if command.stem == ALL else [command.stem]
