@@ -1,11 +1,16 @@
 """`stemd` command line. Each subcommand is a module in this package with `HELP`, `add_arguments`
-and `main(args) -> int`, imported only when chosen so `stemd parse` never pays for torch."""
+and `main(args) -> int`, imported only when chosen so `stemd parse` never pays for torch.
+
+A subcommand reads its config with `load_config` (or `daemon_address`) and lets a ConfigError go:
+`main` prints it (it names the key and line) and exits with status 2, the same for every subcommand."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
 import sys
+
+from stemd.config import ConfigError
 
 # name -> (module, one-line help). A module that is not there yet is reported as not built.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -57,7 +62,11 @@ def main(argv: list[str] | None = None) -> int:
     if module is None:
         print(f"stemd {args.command}: not built yet in this version", file=sys.stderr)
         return 3
-    return int(module.main(args) or 0)
+    try:
+        return int(module.main(args) or 0)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ import json
 import logging
 import os
 import socket
-import sys
 import threading
 import time
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from stemd.config import ConfigError, load_config
+from stemd.config import load_config
 
 HELP = ("Self-contained demo: private jackd (dummy backend) unless one runs, the daemon with the best "
         "model available, a generated song, scripted intents over OSC, WAVs of the mix and the stems.")
@@ -125,11 +124,7 @@ def _answer(reply: Any) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    config = load_config(args.config)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     from stemd.control.osc.client import connect_host, request
     from stemd.daemon.app import Daemon

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from stemd.config import ConfigError, load_config
+from stemd.config import load_config
 from stemd.control.commands import ALL, KNOWN_STEMS, IntentRejected, commands_to_json
 
 HELP = (
@@ -31,11 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from stemd.control.intent import IntentParser
 
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    config = load_config(args.config)
     stems = None
     if args.stems:
         stems = [s.strip() for s in args.stems.split(",") if s.strip()]

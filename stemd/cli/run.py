@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 
-from stemd.config import ConfigError, load_config
+from stemd.config import load_config
 
 HELP = (
     "Run the daemon: a JACK client that separates its input into stems and mixes them under OSC, MIDI "
@@ -21,11 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    config = load_config(args.config)
     logging.basicConfig(level=(args.log_level or config.log.level).upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from stemd.daemon.app import Daemon

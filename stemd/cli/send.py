@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from stemd.config import ConfigError
 from stemd.control.osc.client import NoReply, add_daemon_arguments, daemon_address, request, typed
 
 HELP = (
@@ -21,11 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    try:
-        host, port = daemon_address(args)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    host, port = daemon_address(args)
     if args.words[0].startswith("/"):
         address, osc_args = args.words[0], [typed(w) for w in args.words[1:]]
     else:

@@ -7,11 +7,11 @@ import json
 import sys
 from typing import Any
 
-from stemd.config import ConfigError
 from stemd.control.osc.client import NoReply, add_daemon_arguments, daemon_address, status
 
 HELP = ("Print the running daemon's state: output (separated or dry), latency, xruns, underruns, the "
-        "engine's real-time factor and the mixer. Exit status 2 when no daemon answers.")
+        "engine's real-time factor, the mixer, and which intent parser layers are on and why. Exit status "
+        "2 when no daemon answers.")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,15 +53,15 @@ def render(state: dict[str, Any]) -> str:
                                f"headroom {_ms(e.get('headroom_ms'))}, backlog {_ms(e.get('backlog_ms'))}, "
                                f"restarts {e.get('restarts', 0)}, pid {e.get('pid')}"))
     rows.append(("mixer", _mixer(state)))
+    intent = state.get("intent")
+    if intent:
+        rows.append(("intent", f"semantic {intent.get('semantic', '?')}; audio routing "
+                               f"{intent.get('audio_routing', '?')}; {intent.get('pronouns', '')}".rstrip("; ")))
     return "\n".join(f"{k:<10} {v}" for k, v in rows)
 
 
 def main(args: argparse.Namespace) -> int:
-    try:
-        host, port = daemon_address(args)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    host, port = daemon_address(args)
     try:
         state = status(host, port, args.timeout)
     except (NoReply, OSError, RuntimeError) as exc:
