@@ -67,21 +67,20 @@ def _all_off(commands: Sequence[Command]) -> bool:
 
 class Conversation:
     """A Session's parser with pronouns: each sentence is read with the stems of the last sentence the
-    Session applied. Threads: sources parse and apply concurrently; the referent is one immutable
-    object swapped whole, so a reader sees the old or the new one, never half of each."""
+    Session applied. Threads: sources parse and apply concurrently; the referent and its sentence are
+    one tuple swapped whole, so a reader sees the old pair or the new one, never half of each."""
 
     def __init__(self, parser: IntentParser) -> None:
         self.parser = parser
-        self.referent = Referent()
-        self.said: str | None = None
+        self.last: tuple[Referent, str | None] = (Referent(), None)  # and the sentence it came from
 
     def parse(self, text: str) -> list[Command]:
-        return self.parser.parse(text, self.referent)
+        return self.parser.parse(text, self.last[0])
 
     def applied(self, applied: "Applied") -> None:
         """Session listener: remember what a sentence did."""
         if applied.text is not None:
-            self.referent, self.said = referent_after(applied.commands, applied.text), applied.text
+            self.last = (referent_after(applied.commands, applied.text), applied.text)
 
     def attach(self, session: "Session") -> "Conversation":
         """Become `session`'s parser and hear what it applies."""
@@ -92,10 +91,11 @@ class Conversation:
 
     def status(self) -> dict[str, Any]:
         status = self.parser.status()
-        if self.referent.targets:
-            status["pronouns"] = f"'it'/'them' = {_names(self.referent.targets)} (from {self.said!r})"
+        referent, said = self.last
+        if referent.targets:
+            status["pronouns"] = f"'it'/'them' = {_names(referent.targets)} (from {said!r})"
         else:
-            status["pronouns"] = f"'it'/'them' refer to nothing: {self.referent.missing}"
+            status["pronouns"] = f"'it'/'them' refer to nothing: {referent.missing}"
         return status
 
 
