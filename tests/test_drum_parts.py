@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from stemd.engines.drum_parts import PARTS, DrumSplitter, Recursive
+from stemd.engines.fixtures import render_song
 
 
 def drum_hits(sr: int, seed: int = 0) -> dict[str, np.ndarray]:
@@ -61,18 +62,44 @@ def split(x, sr, block=256):
 @pytest.mark.parametrize("bpm", [90.0, 140.0])
 def test_each_part_gets_mostly_its_instrument(sr, bpm):
     """Share of each instrument's track that lands in each part, <part, track> / <track, track>.
-    Measured: kick 0.86-0.90, snare 0.71-0.95, hats 0.50-0.70 in their own parts; the worst wrong share
+    Measured: kick 0.86-0.90, snare 0.72-0.96, hats 0.58-0.74 in their own parts; the worst wrong share
     is hats -> snare part, 0.15 at 140 BPM (a hat inside the snare gate's release). Thresholds sit a
     little under those numbers."""
     tracks = drum_tracks(bpm, 6.0, sr)
     parts = split(sum(tracks.values()), sr)
     share = {(p, name): float(np.sum(parts[i] * t) / np.sum(t * t))
              for i, p in enumerate(PARTS) for name, t in tracks.items()}
-    assert share["kick", "kick"] > 0.8 and share["snare", "snare"] > 0.65 and share["hats", "hats"] > 0.45
+    assert share["kick", "kick"] > 0.8 and share["snare", "snare"] > 0.65 and share["hats", "hats"] > 0.5
     for p in PARTS:
         for name in tracks:
             if p != name:
                 assert share[p, name] < 0.2, (p, name, share[p, name])
+
+
+@pytest.mark.parametrize("bpm", [92.0, 152.0])
+def test_parts_follow_the_hits_of_rendered_fluidsynth_drums(bpm):
+    """The engine's FluidSynth fixture knows when each instrument hits. Energy of each part in the
+    60 ms after hits of one instrument alone, relative to the drums there. Measured at 92..152 BPM:
+    kick part 0.81-0.83 at kicks, snare part 1.2 at snares (its band edges overshoot), hats part
+    0.09-0.37 at hats (a closed hat is quiet against the kick and snare tails it sits on); wrong parts:
+    snare at kicks <= 0.08, snare at hats <= 0.11, everything else <= 0.01."""
+    song = render_song(8.0, 44100, 0, bpm, False)
+    drums, sr = song.stems["drums"], song.sr
+    parts = split(drums, sr)
+    at_ms = {k: set(np.round(song.hits[k] * 1000).astype(int)) for k in PARTS}
+    alone = {"kick": at_ms["kick"] - at_ms["snare"], "snare": at_ms["snare"] - at_ms["kick"],
+             "hats": at_ms["hats"] - at_ms["kick"] - at_ms["snare"]}
+    win = int(0.06 * sr)
+
+    def energy(signal, hits_ms):
+        return sum(float(np.sum(signal[:, i:i + win] ** 2)) for i in (np.array(sorted(hits_ms)) * sr // 1000))
+
+    share = {(p, hit): energy(parts[i], alone[hit]) / energy(drums, alone[hit])
+             for i, p in enumerate(PARTS) for hit in PARTS}
+    assert share["kick", "kick"] > 0.7 and share["snare", "snare"] > 0.9 and share["hats", "hats"] > 0.05
+    assert share["snare", "kick"] < 0.15 and share["snare", "hats"] < 0.2
+    for p, hit in (("kick", "snare"), ("kick", "hats"), ("hats", "kick"), ("hats", "snare")):
+        assert share[p, hit] < 0.05, (p, hit, share[p, hit])
 
 
 def test_split_is_streaming_causal_and_block_size_independent():
