@@ -220,3 +220,27 @@ def test_loop_in_a_real_jack_process_callback_starts_on_the_beat(jackd):
     length = round(spb)
     steady = heard[3, :, start + mixer.loops.xfade:total]
     assert np.array_equal(steady[:, length:], steady[:, :-length])
+
+
+def test_loop_the_snare_in_plain_words_through_the_session():
+    """The performer's sentence, the real intent parser, the Session's RT queue, the mixer: the snare
+    part of the drums loops from the next beat for the default 4 beats."""
+    import test_drum_parts as drums
+    from stemd.control.intent import parse
+    from stemd.daemon.session import Session
+
+    sr, bpm, block = 48000, 120.0, 256
+    mixer = Mixer(STEMS, sr, max_block=block, bpm=bpm)
+    session = Session(mixer, parser=lambda text: parse(text, mixer.stems), realtime=True)
+    stems = np.zeros((len(STEMS), 2, 8 * sr), np.float32)
+    stems[1] = drums.drum_pattern(bpm, 8.0, sr)
+    heard = play(mixer, stems[:, :, :3 * sr], block)
+    applied = session.intent("loop the snare", source="test")
+    assert [c.to_dict() for c in applied.commands] == [{"action": "loop", "stem": "drums", "part": "snare"}]
+    heard = play(mixer, stems[:, :, 3 * sr:], block)
+    assert mixer.snapshot()["loops"]["drums"] == {"beats": 4.0, "part": "snare", "state": "playing"}
+    assert mixer.loops.length[1] == 4 * sr // 2
+    changed = np.flatnonzero(np.any(heard[1] != stems[1, :, 3 * sr:], axis=0))
+    # asked exactly on a beat (3 s at 120 BPM): it starts on that sample, where the crossfade's first
+    # weight (~1e-5) may still round to the live value
+    assert changed[0] <= 2
