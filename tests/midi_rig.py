@@ -2,9 +2,12 @@
 
 `StemdMidi` is a plain JACK client that registers the MIDI hook, runs it and the mixer in its process
 callback (session in realtime mode, so commands go through the RT queue) and records the JACK frame
-at which each mixer command was applied. `FrameSender` writes raw bytes at exact frame times (clock,
-garbage that rtmidi would refuse to send, latency probes); `rtmidi_out` / `rtmidi_in` are other
-applications' ports through rtmidi's JACK API.
+at which each mixer command was applied. `FrameSender` writes raw bytes at exact frame times (controls,
+clock, garbage that rtmidi would refuse to send, latency probes) and `JackReceiver` collects what
+midi_out sends. Both are JACK-Client (cffi) clients on purpose: python-rtmidi keeps the GIL while its
+JACK API opens or closes a client, and the server waits for every client's cycle, including this
+process's Python callback, which needs the GIL: a deadlock. `Received` (rtmidi's JACK API) is only
+used where no Python JACK callback runs in the process.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from stemd.daemon.mixer import Mixer
 from stemd.daemon.session import Session
 
 
-def wait_for(predicate, timeout: float = 3.0, interval: float = 0.005) -> bool:
+def wait_for(predicate, timeout: float = 10.0, interval: float = 0.005) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -39,7 +42,12 @@ def bindings(*entries: dict):
 
 
 class StemdMidi:
+    """Use as a context manager: closing it closes the controllers, senders and LED receivers made
+    through it first, then the stemd client, all before the test's jackd goes away."""
+
     def __init__(self, jackd, entries=(), state_dir=None, beat_clock=None, name: str = "stemd") -> None:
+        self.jackd = jackd
+        self._closers: list = []
         self.mixer = Mixer(STEMS_4, jackd.rate, max_block=jackd.period)
         self.session = Session(self.mixer, realtime=True, beat_clock=beat_clock)
         store = LearnStore(state_dir) if state_dir is not None else None
@@ -54,8 +62,11 @@ class StemdMidi:
         stems = np.zeros((len(STEMS_4), 2, jackd.period), dtype=np.float32)
         out = np.zeros((2, jackd.period), dtype=np.float32)
 
+        self.cycles = 0
+
         @self.client.set_process_callback
         def process(frames):
+            self.cycles += 1
             self.hook.process(frames)
             before = self.mixer.applied
             self.mixer.process(stems[:, :, :frames], out[:, :frames])
@@ -63,6 +74,12 @@ class StemdMidi:
                 if self.n_applied < len(self.applied_at):
                     self.applied_at[self.n_applied] = self.client.last_frame_time
                     self.n_applied += 1
+
+        self.xruns = 0
+
+        @self.client.set_xrun_callback
+        def xrun(delay):
+            self.xruns += 1  # on a loaded machine the dummy server can drop a late client's MIDI
 
         self.client.activate()
         self.controller.start()
@@ -75,10 +92,39 @@ class StemdMidi:
     def midi_out(self) -> str:
         return f"{self.client.name}:midi_out"
 
+    def settle(self) -> None:
+        """Wait until the controller's commands are applied: queue drained, then two whole cycles."""
+        assert wait_for(lambda: len(self.mixer.commands) == 0)
+        cycles = self.cycles
+        assert wait_for(lambda: self.cycles >= cycles + 2)
+
     def stems(self) -> dict:
         return self.session.snapshot()["stems"]
 
+    def pad(self, name: str = "controller") -> "FrameSender":
+        """A controller: another JACK client whose MIDI output feeds midi_in."""
+        return self.sender(name)
+
+    def leds(self, name: str = "leds") -> "JackReceiver":
+        """What a controller's LEDs see: another JACK client fed from midi_out."""
+        received = JackReceiver(self.jackd, self.midi_out, name)
+        self._closers.append(received.close)
+        return received
+
+    def sender(self, name: str = "sender") -> "FrameSender":
+        sender = FrameSender(self.jackd, self.midi_in, name)
+        self._closers.append(sender.close)
+        return sender
+
+    def __enter__(self) -> "StemdMidi":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def close(self) -> None:
+        while self._closers:
+            self._closers.pop()()
         self.controller.stop()
         self.client.deactivate()
         self.client.close()
@@ -136,12 +182,30 @@ def connected(client, port: str) -> None:
     time.sleep(0.03)
 
 
-def rtmidi_out(rig: "StemdMidi", name: str = "controller") -> rtmidi.MidiOut:
-    """Another application's MIDI output (rtmidi's JACK API) connected to the rig's midi_in."""
-    out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name=name)
-    out.open_port(out.get_ports().index(rig.midi_in), "out")
-    connected(rig.client, rig.midi_in)
-    return out
+class JackReceiver:
+    """A JACK client whose MIDI input, fed from `source`, collects every event it receives."""
+
+    def __init__(self, jackd, source: str, name: str = "leds") -> None:
+        self.messages: list[tuple[int, ...]] = []
+        self.client = jackd.client(name)
+        self.port = self.client.midi_inports.register("in")
+
+        @self.client.set_process_callback
+        def process(frames):
+            for _, data in self.port.incoming_midi_events():
+                self.messages.append(tuple(bytes(data)))
+
+        self.client.activate()
+        self.client.connect(source, self.port)
+        connected(self.client, self.port.name)
+
+    def take(self) -> list[tuple[int, ...]]:
+        got, self.messages = self.messages, []
+        return got
+
+    def close(self) -> None:
+        self.client.deactivate()
+        self.client.close()
 
 
 class Received:

@@ -1,10 +1,11 @@
-"""MIDI clock in through a real jackd: 24 ppqn ticks with jitter → tempo."""
+"""MIDI clock in through a real jackd: 24 ppqn ticks with jitter → tempo; start / stop / continue."""
 
 import random
 
 from midi_rig import FrameSender, StemdMidi, wait_for
+from stemd.daemon.transport import BeatClock
 
-CLOCK = b"\xf8"
+CLOCK, START, CONTINUE, STOP = b"\xf8", b"\xfa", b"\xfb", b"\xfc"
 
 
 def ticks(sender: FrameSender, rate: int, bpm: float, seconds: float, jitter_ms: float, start: int | None = None):
@@ -21,17 +22,29 @@ def ticks(sender: FrameSender, rate: int, bpm: float, seconds: float, jitter_ms:
 
 
 def test_clock_sets_the_tempo_within_half_a_bpm_and_follows_changes(jackd):
-    rig = StemdMidi(jackd)  # no beat clock in this daemon: tempo goes to the mixer as a command
-    seq = FrameSender(jackd, rig.midi_in, name="sequencer")
-    try:
+    with StemdMidi(jackd) as rig:  # no beat clock in this daemon: tempo goes to the mixer as a command
+        seq = rig.sender("sequencer")
         end = ticks(seq, jackd.rate, 127.3, 2.0, jitter_ms=2.0)
         assert wait_for(seq.drained, timeout=10)
-        assert wait_for(lambda: abs(rig.mixer.bpm - 127.3) <= 0.5, timeout=1), rig.mixer.bpm
+        assert wait_for(lambda: abs(rig.mixer.bpm - 127.3) <= 0.5, timeout=5), rig.mixer.bpm
         first_estimate = rig.mixer.bpm
         ticks(seq, jackd.rate, 93.0, 2.0, jitter_ms=2.0, start=end)
         assert wait_for(seq.drained, timeout=10)
-        assert wait_for(lambda: abs(rig.mixer.bpm - 93.0) <= 0.5, timeout=1), rig.mixer.bpm
+        assert wait_for(lambda: abs(rig.mixer.bpm - 93.0) <= 0.5, timeout=5), rig.mixer.bpm
         print(f"\nMIDI clock 127.3 BPM -> {first_estimate:.2f}; 93.0 BPM -> {rig.mixer.bpm:.2f} (±2 ms jitter)")
-    finally:
-        seq.close()
-        rig.close()
+
+
+def test_clock_drives_the_beat_clock_with_transport(jackd):
+    beat_clock = BeatClock(jackd.rate, bpm=120.0)
+    with StemdMidi(jackd, beat_clock=beat_clock) as rig:
+        seq = rig.sender("sequencer")
+        seq.send(START)
+        ticks(seq, jackd.rate, 140.0, 1.5, jitter_ms=1.0)
+        assert wait_for(seq.drained, timeout=10)
+        assert wait_for(lambda: abs(beat_clock.bpm - 140.0) <= 0.5, timeout=5), beat_clock.bpm
+        assert beat_clock.source == "midi" and beat_clock.running
+        assert rig.mixer.bpm == 120.0  # the beat clock owns tempo here, not a tempo command
+        seq.send(STOP)
+        assert wait_for(lambda: not beat_clock.running)
+        seq.send(CONTINUE)
+        assert wait_for(lambda: beat_clock.running)

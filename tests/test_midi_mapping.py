@@ -1,7 +1,6 @@
 """MIDI mappings: config validation that names the entry, fader law, shipped maps, learn file."""
 
 import json
-from pathlib import Path
 
 import pytest
 

@@ -182,7 +182,7 @@ class MidiController:
         now = time.monotonic()
         if hook is not None and now >= self._next_check:
             self._next_check = now + WATCH_S
-            listeners = hook.listeners()
+            listeners = hook.listeners
             if hook.generation != self._generation or listeners > self._listeners:
                 self._generation = hook.generation
                 self._leds.clear()  # a new server or a newly plugged controller: send every LED

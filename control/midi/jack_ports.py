@@ -6,12 +6,18 @@ with their exact JACK frame time, which the MIDI clock needs) into `inbox`, and 
 messages from `outbox` into the port buffer. Both are preallocated SPSC rings (ring.py): no lock,
 no wait, no log, no numpy. Connections named in config are made from the controller thread, which
 retries them (`connect_pending`), because a controller can be plugged in after the daemon starts.
+
+The controller thread never calls into libjack about a client whose server may be gone (that can
+crash the process): `process` itself publishes how many ports midi_out feeds (`listeners`, a read of
+the graph that is safe in the callback) and when it last ran, and connections are only attempted
+while the callback is running (`running`).
 """
 
 from __future__ import annotations
 
 import errno
 import logging
+import time
 from typing import Sequence
 
 import jack
@@ -26,6 +32,8 @@ class JackMidiPorts:
         self.inbox = EventRing()
         self.outbox = EventRing(capacity=1 << 14, max_event=256)
         self.generation = 0  # bumped by every register(); the controller then re-sends all LEDs
+        self.listeners = 0  # ports midi_out feeds, as of the last cycle
+        self.last_cycle = 0.0  # time.monotonic() of the last cycle
         self._connect_in = tuple(connect_in)
         self._connect_out = tuple(connect_out)
         self._pending: list[tuple[str, str]] = []
@@ -38,6 +46,8 @@ class JackMidiPorts:
     def register(self, client: jack.Client) -> None:
         """Create the ports on a (new) client; called before `client.activate()`."""
         self._in = None
+        self.last_cycle = 0.0
+        self.listeners = 0
         midi_in = client.midi_inports.register("midi_in")
         midi_out = client.midi_outports.register("midi_out")
         self._rate = float(client.samplerate)
@@ -54,6 +64,8 @@ class JackMidiPorts:
         midi_in, midi_out = self._in, self._out
         if midi_in is None:
             return
+        self.last_cycle = time.monotonic()
+        self.listeners = midi_out.number_of_connections
         base = self._client.last_frame_time
         rate = self._rate
         inbox = self.inbox
@@ -75,16 +87,14 @@ class JackMidiPorts:
         """Queue one message for midi_out (controller thread)."""
         self.outbox.put(0.0, data)
 
-    def listeners(self) -> int:
-        """How many ports midi_out feeds; when it grows, a controller was (re)connected and needs
-        every LED state (controller thread)."""
-        port = self._out
-        return port.number_of_connections if port is not None else 0
+    def running(self, within_s: float = 0.1) -> bool:
+        """Whether the process callback ran lately, i.e. the client is active and its server alive."""
+        return time.monotonic() - self.last_cycle < within_s
 
     def connect_pending(self) -> None:
-        """Make the configured connections that are not made yet (controller thread, after activate)."""
+        """Make the configured connections that are not made yet (controller thread, while running)."""
         client = self._client
-        if client is None or not self._pending:
+        if client is None or not self._pending or not self.running():
             return
         still = []
         for source, dest in self._pending:
