@@ -78,6 +78,8 @@ def weights_present(name: str) -> bool:
 
 def _missing_message(name: str) -> str:
     files = [p for p in weight_files(name) if not p.exists()]
+    if not files:
+        return f"model {name}: its weight files in {checkpoint_dir()} are there but did not load"
     listed = ", ".join(p.name for p in files)
     return (
         f"model {name}: weight file {listed} not found in {checkpoint_dir()} (nor in the Hugging Face "
@@ -108,7 +110,7 @@ def load_demucs_model(name: str, model_path: str = "") -> torch.nn.Module:
     try:
         return get_model(name)
     except Exception as exc:  # demucs reports network and cache failures with many types
-        raise ModelNotAvailable(f"{_missing_message(name)} (download failed: {exc})") from exc
+        raise ModelNotAvailable(f"{_missing_message(name)} ({exc})") from exc
 
 
 def _load_file(path: Path) -> torch.nn.Module:
