@@ -7,34 +7,11 @@ import pytest
 from stemd.config import ConfigError, load_config
 from stemd.control.commands import Command
 from stemd.control.midi.learn import LearnStore
-from stemd.control.midi.mapping import (MAPS_DIR, Binding, MappingError, binding_from_entry,
+from stemd.control.midi.mapping import (MAPS_DIR, MIDI_MAP_DOC, Binding, MappingError, binding_from_entry,
                                         bindings_from_entries, load_map_file, opposite)
 
-GOOD = """
-[midi]
-clock = false
-
-[[midi.map]]
-type = "note"
-channel = 10
-number = 36
-command = {action = "mute", stem = "drums"}
-led = true
-
-[[midi.map]]
-type = "cc"
-channel = 1
-number = 7
-mode = "fader"
-command = {action = "gain", stem = "all"}
-max_db = 0.0
-
-[[midi.map]]
-type = "note"
-channel = 1
-number = 40
-intent = "loop the snare for 2 beats"
-"""
+# The example documented in config.toml's [midi] section, uncommented: it must stay valid.
+GOOD = "\n[midi]\nclock = false\n\n" + MIDI_MAP_DOC.split("Example:\n", 1)[1]
 
 
 def write(tmp_path, text):
@@ -46,9 +23,9 @@ def write(tmp_path, text):
 def test_config_entries_load_into_bindings(tmp_path):
     cfg = load_config(write(tmp_path, GOOD))
     mute, fader, words = bindings_from_entries(cfg.midi.map, "c.toml")
-    assert (mute.key, mute.mode, mute.led) == (("note", 10, 36), "toggle", True)
-    assert mute.command == Command("mute", stem="drums")
-    assert (fader.mode, fader.max_db) == ("fader", 0.0)
+    assert (mute.key, mute.mode, mute.led) == (("note", 1, 36), "toggle", True)
+    assert mute.command == Command("mute", stem="vocals")
+    assert (fader.key, fader.mode, fader.command.stem, fader.max_db) == (("cc", 1, 7), "fader", "bass", 6.0)
     assert (words.mode, words.intent) == ("trigger", "loop the snare for 2 beats")
 
 
