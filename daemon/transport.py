@@ -62,6 +62,10 @@ class BeatClock:
         self._mark = (clock(), 0, 0)
         self._taps: deque[float] = deque(maxlen=TAP_HISTORY)
         self.running = True  # MIDI start/stop state, for status only: the grid keeps running
+        # MIDI clock and JACK transport keep time with the music at the input; the performer hears it
+        # through the mixer the daemon's latency L later, so their beats are moved by L (in frames,
+        # set by whoever knows L). Tap and the estimate already follow what is heard.
+        self.input_latency = 0
 
     # ---- readers (any thread, including RT) ------------------------------------------------------
 
@@ -158,7 +162,7 @@ class BeatClock:
         if event == "start":
             if self._claim("midi"):
                 g = self.grid
-                self.grid = Grid(self.frame_at(), 0.0, g.spb, g.beats_per_bar)
+                self.grid = Grid(self.frame_at() + self.input_latency, 0.0, g.spb, g.beats_per_bar)
             self.running = True
         elif event == "continue":
             self._claim("midi")
@@ -173,11 +177,12 @@ class BeatClock:
         self.grid = Grid(g.anchor, g.beat, g.spb, int(beats_per_bar))
 
     def follow(self, bpm: float, beat: float, frame: float, beats_per_bar: int, source: str) -> bool:
-        """Take tempo and phase from a source that knows the beat position `beat` at `frame` (JACK
-        BBT); replaces the grid outright, so the phase follows the master exactly."""
+        """Take tempo and phase from a source that knows the beat position `beat` at input `frame`
+        (JACK BBT); replaces the grid outright, so the phase follows the master exactly, heard
+        `input_latency` later."""
         if not self._claim(source):
             return False
-        self.grid = Grid(frame, beat, 60.0 * self.sample_rate / bpm, beats_per_bar)
+        self.grid = Grid(frame + self.input_latency, beat, 60.0 * self.sample_rate / bpm, beats_per_bar)
         return True
 
     def _claim(self, source: str) -> bool:

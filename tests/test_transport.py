@@ -77,6 +77,24 @@ def test_sources_rank_midi_jack_manual_estimate():
         clock.transport("rewind")
 
 
+def test_input_clocks_are_moved_by_the_latency_tap_is_not():
+    """MIDI clock and JACK transport tick with the input; what the performer hears (and taps to) comes
+    out L later, so their beats land L later on the mixer's timeline."""
+    now = FakeTime()
+    clock = BeatClock(48000, 120.0, clock=now)
+    clock.input_latency = 9600  # 200 ms
+    clock.follow(120.0, 8.0, 48000, 4, "jack")
+    assert clock.beat_at(48000 + 9600) == 8.0
+    now.t += 5.0
+    clock.mark(0, 256)
+    clock.transport("start")
+    assert clock.beat_at(9600) == 0.0
+    now.t += 5.0
+    clock.tap(now.t)
+    clock.tap(now.t + 0.5)
+    assert clock.beat_at(clock.frame_at(now.t + 0.5)) == pytest.approx(round(clock.beat_at(clock.frame_at(now.t + 0.5))))
+
+
 def test_midi_start_puts_a_downbeat_now():
     now = FakeTime()
     clock = BeatClock(48000, 120.0, clock=now)
