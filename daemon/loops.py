@@ -238,13 +238,14 @@ class LoopEngine:
 
     # ---- non-real-time readers --------------------------------------------------------------------
 
-    def recent(self, track: str, frames: int) -> np.ndarray:
-        """A copy of the last `frames` frames of a track's history (for the tempo estimate thread).
-        The RT side may be writing the newest block meanwhile; the copy ends one block short of it."""
+    def recent(self, track: str, frames: int) -> tuple[np.ndarray, int]:
+        """A copy of the last `frames` frames of a track's history (for the tempo estimate thread), and
+        the history position just after it. The RT side may be writing the newest block meanwhile, so
+        the copy ends one block short of the write head."""
         frames = min(frames, self.history_len - 2 * self.max_block)
         end = self.written - self.max_block
-        index = (np.arange(end - frames, end) % self.history_len)
-        return self.history[self.tracks.index(track)][:, index]
+        index = np.arange(end - frames, end) % self.history_len
+        return self.history[self.tracks.index(track)][:, index], end
 
     def frame_of(self, written: float) -> float:
         """Timeline frame of a history position (counted in frames written)."""

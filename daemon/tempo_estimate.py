@@ -150,15 +150,13 @@ class TempoFollower:
 
     def step(self) -> Estimate | None:
         """One estimate over the last window; offered to the clock when confident enough."""
-        written = self.loops.written
-        if written < self.window:
+        if self.loops.written < self.window + self.loops.max_block:
             return None
-        audio = self.loops.recent(self.track, self.window)
-        end = written - self.loops.max_block  # `recent` ends one block before the write head
+        audio, end = self.loops.recent(self.track, self.window)
         found = estimate(audio.mean(axis=0), self.loops.sample_rate, self.min_bpm)
         self.last = found
         if found is not None and found.confidence >= self.min_confidence:
-            beat_written = end - self.window + found.beat * self.loops.sample_rate
+            beat_written = end - audio.shape[1] + found.beat * self.loops.sample_rate
             self.clock.set_tempo(found.bpm, "estimate",
                                  beat_frame=self.loops.frame_of(beat_written))
         return found
