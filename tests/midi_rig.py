@@ -58,6 +58,7 @@ class StemdMidi:
         self.client = jackd.client(name)
         self.hook.register(self.client)
         self.applied_at = np.zeros(4096, dtype=np.int64)  # JACK frame of each applied mixer command
+        self.applied_db = np.zeros((4096, len(STEMS_4)))  # the stems' gains right after it
         self.n_applied = 0
         stems = np.zeros((len(STEMS_4), 2, jackd.period), dtype=np.float32)
         out = np.zeros((2, jackd.period), dtype=np.float32)
@@ -73,6 +74,7 @@ class StemdMidi:
             for _ in range(self.mixer.applied - before):
                 if self.n_applied < len(self.applied_at):
                     self.applied_at[self.n_applied] = self.client.last_frame_time
+                    self.applied_db[self.n_applied] = self.mixer.gain_db
                     self.n_applied += 1
 
         self.xruns = 0

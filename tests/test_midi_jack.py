@@ -181,23 +181,33 @@ def test_midi_learn_binds_the_next_control_and_survives_a_restart(jackd, tmp_pat
 
 
 def test_midi_in_to_mixer_applied_latency(jackd, request):
-    """Report (not assert) the latency from a note entering JACK at a random frame of a period to the
-    block whose mixer applied its command: JACK frame time on both ends, so no wall-clock noise."""
+    """Report (not assert) the latency from a fader move entering JACK at a random frame of a period
+    to the block whose mixer applied it: JACK frame time on both ends, so no wall-clock noise. Every
+    probe sets a different level, so a MIDI event that an overloaded server delivers twice (it re-reads
+    a late client's buffer) cannot pair with the wrong probe."""
     count = 400 if request.config.getoption("--long") else 60
-    with StemdMidi(jackd, [dict(MUTE_VOX, led=False)]) as rig:
+    fader = dict(BASS_FADER, soft_takeover=False)
+    with StemdMidi(jackd, [fader]) as rig:
+        law = rig.controller.bindings[("cc", 1, 7)]
+        bass = 2  # index in the rig's stems (vocals, drums, bass, other)
         raw = rig.sender()
         latencies, lost = [], 0
-        for _ in range(count):
-            applied = rig.n_applied
+        for i in range(count):
+            value = 20 + i % 100
+            first = rig.n_applied
             sent = len(raw.sent_at)
-            raw.send(b"\x90\x24\x7f", at=raw.frame + 2 * jackd.period + random.randrange(jackd.period))
-            if wait_for(lambda: rig.n_applied > applied, timeout=2):
-                latencies.append(rig.applied_at[applied] - raw.sent_at[sent])
+            raw.send(bytes((0xB0, 7, value)), at=raw.frame + 2 * jackd.period + random.randrange(jackd.period))
+
+            def applied() -> int | None:
+                hits = np.flatnonzero(rig.applied_db[first:rig.n_applied, bass] == law.value_to_db(value))
+                return first + int(hits[0]) if len(hits) else None
+
+            if wait_for(lambda: applied() is not None, timeout=2):
+                latencies.append(rig.applied_at[applied()] - raw.sent_at[sent])
             else:  # an overloaded dummy server can drop a cycle's MIDI: counted, not hidden
                 lost += 1
                 assert wait_for(raw.drained)
-                time.sleep(0.5)  # let a late arrival land before the next probe, so pairs stay paired
-    assert lost < count // 2, f"{lost} of {count} notes never reached the mixer"
+    assert lost < count // 2, f"{lost} of {count} probes never reached the mixer"
     ms = np.array(latencies) * 1000.0 / jackd.rate
     assert np.all(ms >= 0)
     result = {"events": len(ms), "lost": lost, "period_ms": round(1000.0 * jackd.period / jackd.rate, 2),
