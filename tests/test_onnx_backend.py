@@ -4,13 +4,13 @@ backend must refuse clearly where TensorRT or a GPU is missing (GPU runs: `stemd
 import numpy as np
 import pytest
 
-from stemd.engines.demucs_backend import DemucsSeparator, random_htdemucs
+from stemd.engines.demucs_backend import STREAMING, DemucsSeparator, random_htdemucs
 from stemd.engines.metrics import sdr
 from stemd.engines.onnx_backend import OnnxSeparator, onnx_demucs, single_htdemucs
 from stemd.engines.onnx_export import export_htdemucs, onnx_cache_path
 from stemd.engines.tensorrt_backend import tensorrt_missing
 
-WINDOW = 44100  # 1 s, the demucs streaming default
+WINDOW = round(STREAMING.window_s * 44100)  # the demucs streaming window, on HTDemucs's frame grid
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,7 @@ def test_onnx_separator_agrees_with_torch_separator(model, cache, monkeypatch):
     assert sdr(a, b) > 60
     assert list(onnx.sources) == torch_sep.sources
     assert [p.suffix for p in (root / "stemd" / "onnx").iterdir()] == [".onnx"]  # reused, not re-exported
-    with pytest.raises(ValueError, match="exported for 44100 samples"):
+    with pytest.raises(ValueError, match=f"exported for {WINDOW} samples"):
         onnx.separate(np.zeros((2, WINDOW + 1), np.float32))
 
 
