@@ -76,6 +76,7 @@ class Daemon:
         self.model_name = "dry" if self.dry_only else config.engine.model
         self.sources: list[str] = []
         self.refine_modes: dict[str, str] = {}
+        self.refine_bypassed: dict[str, str] = {}  # stem -> why the worker turned its refiner off
         self.session = Session(Mixer((), 48000), parser=parser)
         self.session.stats = self.stats
         self.osc: Any = None
@@ -116,7 +117,7 @@ class Daemon:
         self._build(self.jack.client.samplerate)
         if self.stopping.is_set():
             return self
-        if self.sources and installed("stemd.engines.refine"):
+        if self.sources and self._refiner_installed():
             self.session.on(Action.REFINE, self._refine)
         self._attach_services()
         self.jack.connect()
@@ -173,6 +174,7 @@ class Daemon:
             loader=self.loader, in_ring=self.in_ring.spec, stem_ring=self.stem_ring.spec, rate=rate,
             latency=latency, window_s=e.window_s or None, hop_s=e.hop_ms / 1000.0 or None,
             right_s=e.right_context_ms / 1000.0 or None, threads=e.threads, refine_default=e.refine_default,
+            refiner=self._refiner_installed(), refine_budget=e.refine_budget,
         )
         self.engine = EngineProcess(spec)
         self.state = "loading model"
@@ -287,10 +289,14 @@ class Daemon:
         """The last seconds of every stem, for the parser's audio-aware routing (any thread)."""
         return recent_stems(self.stem_ring, self.sources, self.rate)
 
+    def _refiner_installed(self) -> bool:
+        return self.config.engine.refiner and installed("stemd.engines.refine")
+
     def _refine(self, command: Command) -> None:
         stems = self.sources if command.stem == ALL else [command.stem]
         for stem in stems:
             self.refine_modes[stem] = command.mode
+            self.refine_bypassed.pop(stem, None)
             if self.engine is not None:
                 self.engine.send("refine", stem, command.mode)
 
@@ -351,6 +357,9 @@ class Daemon:
                 log.warning("engine: %s", message[1])
             elif kind == "refined":
                 log.info("refiner for %s: %s", message[1], message[2])
+            elif kind == "refine_bypassed":
+                log.warning("refiner for %s: %s", message[1], message[2])
+                self.refine_bypassed[message[1]] = message[2]
         if self._restart_at is not None:
             if now >= self._restart_at:
                 self._restart_at = None
@@ -443,6 +452,9 @@ class Daemon:
                 backlog_ms=1000.0 * (self.in_ring.written - self.in_ring.read) / self.rate if self.in_ring else None,
                 resyncs=int(w.get("resyncs")),
             )
+            if self.refine_modes:
+                out["engine"]["refine"] = {"modes": dict(self.refine_modes), "bypassed": dict(self.refine_bypassed),
+                                           "load": w.get("refine_load"), "ms": w.get("refine_ms")}
         return out
 
     def status_line(self) -> str:

@@ -8,7 +8,8 @@ needs no timestamps. When it falls more than L behind — its output would be la
 the present and resets the stream rather than separate audio nobody will hear.
 
 Parent → worker (pipe): ("refine", stem, mode), ("shutdown",).
-Worker → parent (pipe): ("ready", info), ("failed", reason), ("refined", stem, mode), ("error", reason).
+Worker → parent (pipe): ("ready", info), ("failed", reason), ("refined", stem, mode), ("error", reason),
+("refine_bypassed", stem, reason) when the refiner turns a stem off to stay within its share of real time.
 Statistics go through a small shared array (`WorkerStats`) the parent reads at any time.
 """
 
@@ -34,7 +35,8 @@ log = logging.getLogger(__name__)
 SeparatorLoader = Callable[[], Any]  # returns an engines.separator.Separator; must be picklable
 IDLE_S = 0.002  # poll interval while waiting for input (well under one 256-frame period at 48 kHz)
 
-_FIELDS = ("heartbeat", "loaded", "compute_ms", "rtf", "latency_frames", "resyncs", "frames", "pid")
+_FIELDS = ("heartbeat", "loaded", "compute_ms", "rtf", "latency_frames", "resyncs", "frames", "pid",
+           "refine_ms", "refine_load")
 
 
 class WorkerStats:
@@ -68,6 +70,8 @@ class WorkerSpec:
     right_s: float | None = None
     threads: int = 0
     refine_default: str = "off"
+    refiner: bool = True  # install the refiner (its STFT delay joins the latency even while unused)
+    refine_budget: float | None = None  # share of real time the refiner may take; None = its default
     min_chunk: int = 256
 
 
@@ -76,40 +80,51 @@ def run_worker(spec: WorkerSpec, conn: Connection, stats: WorkerStats) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the daemon's to handle
     stats.set(pid=os.getpid(), heartbeat=time.monotonic())
     try:
-        stream = _load(spec)
+        stream, refiner = _load(spec)
     except Exception as exc:  # any load failure is reported, never raised into the void
         conn.send(("failed", f"{type(exc).__name__}: {exc}"))
         return
     in_ring, stem_ring = SpscRing.attach(spec.in_ring), SpscRing.attach(spec.stem_ring)
     try:
-        _Loop(spec, conn, stats, stream, in_ring, stem_ring).run()
+        _Loop(spec, conn, stats, stream, refiner, in_ring, stem_ring).run()
     finally:
         in_ring.close()
         stem_ring.close()
 
 
-def _load(spec: WorkerSpec) -> Any:
+def _load(spec: WorkerSpec) -> tuple[Any, Any]:
+    """The stream and its refiner (None when turned off), installed before the first hop so the
+    refiner's delay is part of the latency from the start."""
     from stemd.engines.streaming import StreamingSeparator
 
     separator = spec.loader()
     torch = sys.modules.get("torch")
     if torch is not None:
         torch.set_num_threads(spec.threads or max(1, (os.cpu_count() or 2) - 1))
-    return StreamingSeparator(separator, spec.rate, spec.window_s, spec.hop_s, spec.right_s)
+    stream = StreamingSeparator(separator, spec.rate, spec.window_s, spec.hop_s, spec.right_s)
+    refiner = None
+    if spec.refiner:
+        from stemd.engines.refine import Refiner
+
+        budget = {} if spec.refine_budget is None else {"budget": spec.refine_budget}
+        refiner = Refiner(stream.sources, stream.model_rate, stream.geometry.hop, **budget)
+        stream.add_post(refiner)
+    return stream, refiner
 
 
 class _Loop:
-    def __init__(self, spec: WorkerSpec, conn: Connection, stats: WorkerStats, stream: Any,
+    def __init__(self, spec: WorkerSpec, conn: Connection, stats: WorkerStats, stream: Any, refiner: Any,
                  in_ring: SpscRing, stem_ring: SpscRing) -> None:
         self.spec, self.conn, self.stats, self.stream = spec, conn, stats, stream
         self.in_ring, self.stem_ring = in_ring, stem_ring
-        self.refiners: dict[str, Any] = {}
+        self.refiner = refiner
+        self.bypass_reported: set[str] = set()
         self.buf = np.empty((2, in_ring.capacity), np.float32)
         self.resyncs = 0
         self.frames = 0
         self.ema_ms = 0.0
         self._resync()
-        if spec.refine_default != "off":
+        if spec.refine_default != "off" and refiner is not None:
             for stem in stream.sources:
                 self._refine(stem, spec.refine_default)
         info = {"sources": list(stream.sources), "latency_frames": stream.latency_samples,
@@ -161,6 +176,15 @@ class _Loop:
         self.frames += n
         self.ema_ms = ms if self.ema_ms == 0.0 else 0.95 * self.ema_ms + 0.05 * ms
         self.stats.set(compute_ms=self.ema_ms, rtf=self.stream.real_time_factor, frames=self.frames)
+        if self.refiner is not None:
+            self._report_refiner()
+
+    def _report_refiner(self) -> None:
+        refiner = self.refiner
+        self.stats.set(refine_ms=refiner.last_ms, refine_load=refiner.load)
+        for stem in refiner.bypassed.keys() - self.bypass_reported:
+            self.conn.send(("refine_bypassed", stem, refiner.bypassed[stem]))
+        self.bypass_reported = set(refiner.bypassed)
 
     def _control(self, message: tuple) -> bool:
         """Handle one control message; False means stop."""
@@ -178,16 +202,9 @@ class _Loop:
         return True
 
     def _refine(self, stem: str, mode: str) -> None:
-        from stemd.engines.refine import make_refiner
-
-        post = self.stream.post
-        old = self.refiners.pop(stem, None)
-        if old is not None:
-            post.remove(old)
-        if mode != "off":
-            refiner = make_refiner(mode, self.stream.sources, stem)
-            self.refiners[stem] = refiner
-            post.append(refiner)
+        if self.refiner is None:
+            raise RuntimeError("the refiner is not installed ([engine] refiner = false)")
+        self.refiner.set_mode(stem, mode)
 
 
 class EngineFailed(RuntimeError):

@@ -32,7 +32,9 @@ STATS_HOPS = 1000
 
 
 class PostProcessor(Protocol):
-    """Runs on every hop's final output at the model rate (e.g. the refiner)."""
+    """Runs on every hop's final output at the model rate (e.g. the refiner). One that delays its
+    output has `latency_samples` (model rate) and joins through `add_post`, which adds that delay to
+    the stream's; one with `reset()` forgets its audio with the stream."""
 
     def process(self, stems: np.ndarray, rate: int) -> np.ndarray: ...
 
@@ -91,9 +93,8 @@ class StreamingSeparator:
         g = self.geometry
         self.hop_samples = round(g.hop * rate / self.model_rate)
         self.resampler_lag = {"in": max_lag(rate, self.model_rate), "out": max_lag(self.model_rate, rate)}
-        self.latency_samples = math.ceil(
-            (self.resampler_lag["in"] + g.delay) * rate / self.model_rate + self.resampler_lag["out"]
-        )
+        self._post_delay = 0  # model-rate delay of the post-processors
+        self.latency_samples = self._latency()
         ramp = np.sin(0.5 * np.pi * (np.arange(g.crossfade) + 0.5) / max(g.crossfade, 1)) ** 2
         self._fade_in = ramp.astype(np.float32)
         self._fade_out = (1.0 - ramp).astype(np.float32)
@@ -101,8 +102,23 @@ class StreamingSeparator:
         self.compute_ms: deque[float] = deque(maxlen=STATS_HOPS)
         self.reset()
 
+    def _latency(self) -> int:
+        delay = self.resampler_lag["in"] + self.geometry.delay + self._post_delay
+        return math.ceil(delay * self.rate / self.model_rate + self.resampler_lag["out"])
+
+    def add_post(self, processor: PostProcessor) -> None:
+        """Append a post-processor before streaming starts; its delay becomes part of
+        `latency_samples`, so the output stays time-aligned."""
+        if self.hops:
+            raise RuntimeError("add post-processors before the first hop: the latency is fixed once streaming")
+        self.post.append(processor)
+        self._post_delay += getattr(processor, "latency_samples", 0)
+        self.latency_samples = self._latency()
+
     def reset(self) -> None:
         """Forget all audio (e.g. after the JACK server restarted); latency and settings stay."""
+        for post in self.post:
+            getattr(post, "reset", lambda: None)()
         g, channels = self.geometry, 2 * len(self.sources)
         self._to_model = StreamResampler(self.rate, self.model_rate, 2)
         self._from_model = StreamResampler(self.model_rate, self.rate, channels)
@@ -164,7 +180,7 @@ class StreamingSeparator:
             final = post.process(final, self.model_rate)
         self.compute_ms.append(1000.0 * (time.perf_counter() - started))
         self.hops += 1
-        first = self._model_in - g.delay  # model-rate index of final[..., 0]
+        first = self._model_in - g.delay - self._post_delay  # model-rate index of final[..., 0]
         if first + g.hop <= 0:
             return
         if first < 0:

@@ -20,6 +20,7 @@ HELP = ("Benchmark the streaming engine per model/backend/device: ms per hop (me
 PROVIDERS: dict[str, str] = {
     "streaming": "stemd.engines.streaming_bench:streaming_rows",
     "quality": "stemd.engines.quality_bench:quality_rows",
+    "refine": "stemd.engines.refine.bench:refine_rows",
 }
 DEFAULT_MODELS = ["small", "htdemucs-size", "htdemucs", "spleeter2"]
 

@@ -34,6 +34,16 @@ def _mixer(state: dict[str, Any]) -> str:
     return (", ".join(words) or "no stems (dry)") + master
 
 
+def _refine(refine: dict[str, Any]) -> str:
+    """Refined stems, and why any of them is bypassed (the refiner over its share of real time)."""
+    bypassed = refine.get("bypassed", {})
+    on = [f"{stem} {mode}" + (f" (off: {bypassed[stem]})" if stem in bypassed else "")
+          for stem, mode in refine.get("modes", {}).items() if mode != "off"]
+    if not on:
+        return "off"
+    return ", ".join(on) + f"; {refine.get('load') or 0.0:.0%} of real time"
+
+
 def render(state: dict[str, Any]) -> str:
     d = state.get("daemon", {})
     e = d.get("engine", {})
@@ -52,6 +62,8 @@ def render(state: dict[str, Any]) -> str:
         rows.append(("engine", f"RTF {e['rtf']:.2f}, compute {_ms(e.get('compute_ms'))}/block, "
                                f"headroom {_ms(e.get('headroom_ms'))}, backlog {_ms(e.get('backlog_ms'))}, "
                                f"restarts {e.get('restarts', 0)}, pid {e.get('pid')}"))
+    if e.get("refine"):
+        rows.append(("refine", _refine(e["refine"])))
     rows.append(("mixer", _mixer(state)))
     intent = state.get("intent")
     if intent:
