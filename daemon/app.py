@@ -439,6 +439,7 @@ class Daemon:
                 xruns=self.jack.xruns.count, underruns=p.underruns, hard_switches=p.hard_switches,
                 periods=p.periods,
             )
+        out["voice"] = self.voice.status() if self.voice is not None else None  # None: started without voice
         engine = self.engine
         out["engine"] = {"error": self.engine_error}
         if engine is not None:

@@ -8,10 +8,11 @@ import sys
 from typing import Any
 
 from stemd.control.osc.client import NoReply, add_daemon_arguments, daemon_address, status
+from stemd.control.voice import describe as describe_voice
 
 HELP = ("Print the running daemon's state: output (separated or dry), latency, xruns, underruns, the "
-        "engine's real-time factor, the mixer, and which intent parser layers are on and why. Exit status "
-        "2 when no daemon answers.")
+        "engine's real-time factor, the mixer, which intent parser layers are on and why, and what voice "
+        "control is doing (or why it is off). Exit status 2 when no daemon answers.")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -69,6 +70,8 @@ def render(state: dict[str, Any]) -> str:
     if intent:
         rows.append(("intent", f"semantic {intent.get('semantic', '?')}; audio routing "
                                f"{intent.get('audio_routing', '?')}; {intent.get('pronouns', '')}".rstrip("; ")))
+    if "voice" in d:
+        rows.append(("voice", describe_voice(d["voice"])))
     return "\n".join(f"{k:<10} {v}" for k, v in rows)
 
 
