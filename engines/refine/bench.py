@@ -13,6 +13,7 @@ median and p95, and the share of real time it takes.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,7 @@ BLOCK = 2048  # HTDemucs' default streaming hop at 44.1 kHz
 LEAK = 0.3
 RT60_S = 0.6
 SETTLE_S = 1.0
+WORKER_MODEL = "spleeter2"  # the CPU default ("auto" without htdemucs weights)
 
 
 def synthetic_rir(rate: int, rt60_s: float = RT60_S, seed: int = 0, direct_to_reverb_db: float = -3.0) -> np.ndarray:
@@ -107,6 +109,48 @@ def measure_off(seconds: float = 6.0, seed: int = 0) -> dict[str, Any]:
     return {"mode": "off", "stem": "all", **score(song.stacked, song.stacked, out), "ms": ms}
 
 
+def worker_rows(options: Any, model: str = WORKER_MODEL) -> list:
+    """The stream as the worker runs it (CPU default model, its default geometry, JACK-period blocks)
+    with the refiner off, cleaning every stem, and dereverbing the vocals: compute per hop including
+    the refiner, against the same stream with it off, and whether that stays real time."""
+    from stemd.engines.demucs_backend import torch_threads
+    from stemd.engines.registry import ModelNotAvailable, load_separator
+    from stemd.engines.streaming import StreamingSeparator
+    from stemd.engines.streaming_bench import BenchRow
+
+    threads = options.threads or max(1, (os.cpu_count() or 2) - 1)
+    try:
+        separator = load_separator(model, device=options.device, backend=options.backend)
+    except ModelNotAvailable as exc:
+        return [BenchRow(f"{model}+refine", options.backend, note=f"not available: {exc}")]
+    mix = render_song(options.seconds, options.rate, seed=0).mix
+    rows, baseline = [], None
+    for label, modes in (("off", {}), ("clean", dict.fromkeys(separator.sources, "clean")),
+                         ("dereverb", {"vocals": "dereverb"})):
+        stream = StreamingSeparator(separator, options.rate)
+        refiner = Refiner(stream.sources, stream.model_rate, stream.geometry.hop, budget=float("inf"))
+        stream.add_post(refiner)
+        for stem, mode in modes.items():
+            refiner.set_mode(stem, mode)
+        with torch_threads(threads):
+            for at in range(0, mix.shape[1], options.period):
+                stream.process(mix[:, at:at + options.period])
+        ms = np.asarray(stream.compute_ms)
+        baseline = baseline or float(np.median(ms))
+        g = stream.geometry
+        rtf = stream.real_time_factor
+        rows.append(BenchRow(
+            model=f"{separator.name}+refine:{label}", backend=options.backend, device=options.device,
+            window_s=g.window / g.rate, hop_ms=1000.0 * g.hop / g.rate, right_ms=1000.0 * g.right / g.rate,
+            ms_median=float(np.median(ms)), ms_p95=float(np.percentile(ms, 95)), ms_max=float(ms.max()), rtf=rtf,
+            latency_ms=1000.0 * stream.latency_samples / options.rate,
+            extra={"vs_refiner_off": round(float(np.median(ms)) / baseline, 2), "real_time": rtf < 1.0},
+            note=f"separator + refiner per hop, as in the worker: {float(np.median(ms)) / baseline:.2f}x the "
+                 f"refiner-off hop; {'real time' if rtf < 1.0 else 'NOT real time'} here",
+        ))
+    return rows
+
+
 def refine_rows(options: Any) -> list:
     """`stemd bench` rows (provider "refine"): one per mode, on `options.seconds` of the fixture."""
     from stemd.engines.streaming_bench import BenchRow
@@ -130,4 +174,4 @@ def refine_rows(options: Any) -> list:
             extra={f"sdr ({m['stem']})": gains},
             note="refiner alone, per stream hop; latency is the refiner's own",
         ))
-    return rows
+    return rows + worker_rows(options)
