@@ -283,6 +283,8 @@ class Daemon:
         from stemd.control.voice import VoiceListener
 
         self.voice = VoiceListener(self.session, self.config.voice, self.mic_ring, self.rate)
+        if self.osc is not None:  # started first: its feedback reports voice results, rejections included
+            self.osc.feedback.follow_voice(self.voice)
         self.voice.start()
 
     def recent_stems(self) -> tuple[dict[str, Any], int]:

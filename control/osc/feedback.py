@@ -12,7 +12,10 @@ Pushed messages:
   0 = off; 1 when a loop of default length is on), `/refine s`; stem `all` carries the master gain;
 - `/stemd/tempo f`;
 - `/stemd/stem/<stem>/level f`: peak level since the last push, at `[osc] meter_hz`;
-- `/stemd/applied s(json commands) s(source)` for every applied batch, from any control source.
+- `/stemd/applied s(json commands) s(source)` for every applied batch, from any control source;
+- `/stemd/voice/heard s(heard) s(json commands, or "" when nothing was applied)` for every utterance
+  voice control acted on, and `/stemd/voice/rejected s(heard) s(reason)` when it did nothing: Session
+  listeners see only applied batches, and a performer needs to know why a spoken command did nothing.
 
 A subscriber is renewed by subscribing again or by sending anything from the same host, and expires
 after `[osc] subscriber_ttl_s` without either. Subscribers are kept in the state folder, so tablets keep
@@ -28,13 +31,16 @@ import threading
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from pythonosc.osc_message_builder import build_msg
 
 from stemd.control.commands import ALL, Action, commands_to_json
 from stemd.control.osc.fader import db_to_position
 from stemd.daemon.session import Applied, Session
+
+if TYPE_CHECKING:
+    from stemd.control.voice import VoiceListener, VoiceResult
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +96,15 @@ def command_messages(applied: Applied, stems: tuple[str, ...]) -> State:
     return out
 
 
+def voice_messages(result: VoiceResult) -> list[bytes]:
+    """What one utterance did, for a label: what was heard, and the commands or why there were none."""
+    commands = commands_to_json(result.applied.commands) if result.applied is not None else ""
+    out = [build_msg("/stemd/voice/heard", [result.heard, commands]).dgram]
+    if result.error is not None:
+        out.append(build_msg("/stemd/voice/rejected", [result.heard, result.error]).dgram)
+    return out
+
+
 class Feedback:
     def __init__(
         self,
@@ -109,6 +124,8 @@ class Feedback:
         self._subscribers: dict[Client, float] = {}  # client -> wall-clock expiry
         self._lock = threading.Lock()
         self._applied: deque[Applied] = deque(maxlen=4096)  # listener -> feedback thread
+        self._voice: VoiceListener | None = None
+        self._heard: deque[VoiceResult] = deque(maxlen=256)  # voice thread -> feedback thread
         self._fresh: deque[Client] = deque(maxlen=MAX_SUBSCRIBERS)  # new subscribers owed the whole state
         self._wake = threading.Event()
         self._state: State = {}  # what subscribers were last told
@@ -151,12 +168,24 @@ class Feedback:
         self._load()
         self._state = state_messages(self.session.snapshot(), self.top_db)
         self.session.add_listener(self._on_applied)
+        if self.session.voice is not None:
+            self.follow_voice(self.session.voice)
         self._stopped.clear()
         self._thread = threading.Thread(target=self._loop, name="stemd-osc-feedback", daemon=True)
         self._thread.start()
 
+    def follow_voice(self, voice: VoiceListener) -> None:
+        """Report `voice`'s results; the daemon calls this for a voice service started after OSC."""
+        if self._voice is not None:
+            self._voice.remove_listener(self._on_voice)
+        self._voice = voice
+        voice.add_listener(self._on_voice)
+
     def stop(self) -> None:
         self.session.remove_listener(self._on_applied)
+        if self._voice is not None:
+            self._voice.remove_listener(self._on_voice)
+            self._voice = None
         self._stopped.set()
         self._wake.set()
         if self._thread is not None:
@@ -165,6 +194,12 @@ class Feedback:
     def _on_applied(self, applied: Applied) -> None:
         """Session listener, on the submitter's thread: record and, if anyone listens, wake the sender."""
         self._applied.append(applied)
+        if self._subscribers:
+            self._wake.set()
+
+    def _on_voice(self, result: VoiceResult) -> None:
+        """Voice listener, on the voice thread: like `_on_applied`, record and wake."""
+        self._heard.append(result)
         if self._subscribers:
             self._wake.set()
 
@@ -205,6 +240,8 @@ class Feedback:
             event = self._applied.popleft()
             news.append(build_msg("/stemd/applied", [commands_to_json(event.commands), event.source]).dgram)
             applied.update(command_messages(event, stems))
+        while self._heard:
+            news += voice_messages(self._heard.popleft())
         changed = self._diff({**applied, **state_messages(snapshot, self.top_db)})
         clients = self.subscribers()
         for dgram in news + [build_msg(a, list(v)).dgram for a, v in changed.items()]:
