@@ -110,6 +110,27 @@ def run(size: str, window_s: float, hop_ms: float, device: str, runs: int,
     return rows
 
 
+def backend_rows(options) -> list:
+    """`stemd bench` provider "backends": the random-weight sizes in `options.models` through every
+    runtime here, at `options.window_s` (default: the demucs streaming window)."""
+    from stemd.engines.demucs_backend import STREAMING
+    from stemd.engines.registry import resolve_device
+    from stemd.engines.streaming_bench import BenchRow
+
+    sizes = {"small": "small", "htdemucs-size": "htdemucs"}
+    window_s = options.window_s or STREAMING.window_s
+    hop_ms = 1000.0 * (options.hop_s or STREAMING.hop_s)
+    device = resolve_device(options.device)
+    out = []
+    for model in (m for m in options.models if m in sizes):
+        for r in run(sizes[model], window_s, hop_ms, device, runs=10):
+            extra = {} if r.sdr_vs_fp32_db is None else {"sdr vs torch-fp32 (dB)": round(r.sdr_vs_fp32_db, 1)}
+            out.append(BenchRow(model=model, backend=r.backend, device=device, window_s=window_s, hop_ms=hop_ms,
+                                ms_median=r.ms_median, ms_p95=r.ms_p95, ms_max=r.ms_max, rtf=r.rtf,
+                                extra=extra, note=r.note or "one window per call, host buffers in and out"))
+    return out
+
+
 def format_table(rows: list[BackendRow]) -> str:
     head = f"{'backend':<15}{'device':<8}{'W s':>6}{'hop ms':>8}{'median':>9}{'p95':>9}{'max':>9}{'RTF':>7}{'SDR dB':>8}  note"
     lines = [head, "-" * len(head)]

@@ -21,6 +21,7 @@ PROVIDERS: dict[str, str] = {
     "streaming": "stemd.engines.streaming_bench:streaming_rows",
     "quality": "stemd.engines.quality_bench:quality_rows",
     "refine": "stemd.engines.refine.bench:refine_rows",
+    "backends": "stemd.engines.backend_bench:backend_rows",
 }
 DEFAULT_MODELS = ["small", "htdemucs-size", "htdemucs", "spleeter2"]
 
