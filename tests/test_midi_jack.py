@@ -11,9 +11,14 @@ import time
 
 import numpy as np
 
+from types import SimpleNamespace
+
 from midi_rig import StemdMidi, wait_for
 from stemd.control.commands import Command
 from stemd.control.intent import parse
+from stemd.control.voice import VoiceListener, speech
+from stemd.control.voice.bench import MIC_SECONDS, RATE, TAIL_S, korean_model
+from stemd.daemon.ring import SpscRing
 
 MUTE_VOX = dict(type="note", channel=1, number=36, command={"action": "mute", "stem": "vocals"}, led=True)
 HOLD_SOLO_DRUMS = dict(type="note", channel=1, number=37, mode="momentary",
@@ -22,6 +27,7 @@ BASS_UP = dict(type="note", channel=1, number=38, mode="trigger",
                command={"action": "gain", "stem": "bass", "db": 3})
 CC_MUTE_OTHER = dict(type="cc", channel=2, number=20, command={"action": "mute", "stem": "other"},
                      led=True, led_on=5, led_off=1)
+TALK = dict(type="note", channel=1, number=44, mode="momentary", voice="listen")
 BASS_FADER = dict(type="cc", channel=1, number=7, mode="fader", command={"action": "gain", "stem": "bass"})
 
 
@@ -217,3 +223,49 @@ def test_midi_in_to_mixer_applied_latency(jackd, request):
     print(" ".join(f"{k:>10}" for k in result))
     print(" ".join(f"{v:>10}" for v in result.values()))
     print("JSON " + json.dumps({"midi_latency": result}))
+
+
+def voice_config(**changes) -> SimpleNamespace:
+    return SimpleNamespace(**{"enabled": True, "model_path": str(korean_model()), "activation": "push_to_talk",
+                              "wake_word": "", "min_confidence": 0.6, "phrase_table": "ko", **changes})
+
+
+def test_a_held_pad_is_push_to_talk_for_voice_control(jackd):
+    with StemdMidi(jackd, [TALK]) as rig:
+        rig.session.parser = parse
+        mic = SpscRing.create(1, int(MIC_SECONDS * RATE))
+        voice = VoiceListener(rig.session, voice_config(), mic, RATE)
+        voice.start()
+        try:
+            assert voice.wait_ready(60), voice.status()
+            pad = rig.pad()
+            audio, _ = speech.mix(speech.speak("드럼 빼줘", RATE), None, None, 0.4, TAIL_S, RATE)
+            send(rig, pad, (0x90, 44, 127))
+            assert wait_for(lambda: voice.status()["held"])
+            speech.play(mic, audio, RATE, speed=None)
+            assert not rig.stems()["drums"]["muted"]  # nothing acts while the button is held
+            send(rig, pad, (0x80, 44, 0))
+            assert wait_for(lambda: voice.status()["presses"] == 1)
+            rig.settle()
+            status = voice.status()
+        finally:
+            voice.stop()
+            mic.close()
+        assert status["last"] == {"heard": "드럼 빼줘", "text": "drop the drums", "error": None}, status
+        assert rig.stems()["drums"]["muted"] and rig.controller.stats["refused"] == 0
+
+
+def test_push_to_talk_without_voice_control_is_counted_and_logged(jackd, caplog):
+    with StemdMidi(jackd, [TALK]) as rig:
+        pad = rig.pad()
+        send(rig, pad, (0x90, 44, 127), (0x80, 44, 0))
+        assert rig.controller.stats["voice_absent"] == 1
+        assert "note 44 on channel 1: push-to-talk pressed, but this daemon runs without voice control" in caplog.text
+
+        off = VoiceListener(rig.session, voice_config(enabled=False), None, RATE)
+        off.start()
+        assert not off.wait_ready(5)
+        send(rig, pad, (0x90, 44, 127), (0x80, 44, 0))
+        assert rig.controller.stats["refused"] == 1 and rig.controller.stats["voice_absent"] == 1
+        assert "voice control is off: [voice] enabled = false" in caplog.text
+        assert rig.mixer.version == 0

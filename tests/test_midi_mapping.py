@@ -55,6 +55,12 @@ def test_config_entries_load_into_bindings(tmp_path):
         ('type = "note"\nchannel = 1\nnumber = 1\ncommand = "mute the bass"', "for words use intent"),
         ('type = "note"\nchannel = 1\nnumber = 1\ncommand = {action = "mute", stem = "bass"}\nvelocity = 3',
          "unknown key(s) velocity"),
+        ('type = "note"\nchannel = 1\nnumber = 1\nmode = "toggle"\nvoice = "listen"',
+         "voice = \"listen\" listens while the button is held, so mode must be \"momentary\", not 'toggle'"),
+        ('type = "cc"\nchannel = 1\nnumber = 1\nmode = "fader"\nvoice = "listen"', "mode must be \"momentary\""),
+        ('type = "note"\nchannel = 1\nnumber = 1\nvoice = "speak"', "'voice' must be one of listen, got 'speak'"),
+        ('type = "note"\nchannel = 1\nnumber = 1\nvoice = "listen"\nintent = "drop it"', "give exactly one of"),
+        ('type = "note"\nchannel = 1\nnumber = 1\nvoice = "listen"\nled = true', "a push-to-talk button has none"),
     ],
 )
 def test_invalid_entries_are_config_errors_naming_the_entry_and_its_line(tmp_path, entry, expected):
@@ -100,9 +106,13 @@ def test_shipped_maps_validate_and_load_through_config(tmp_path, path):
     assert cfg.midi.map_files == [path.stem]
 
 
-def test_generic_layout_has_8_buttons_and_4_faders():
+def test_generic_layout_has_8_buttons_4_faders_and_push_to_talk():
     loaded = load_map_file("generic-8x4")
-    assert sum(b.type == "note" for b in loaded) == 8 and sum(b.mode == "fader" for b in loaded) == 4
+    talk = [b for b in loaded if b.voice is not None]
+    assert [(b.key, b.mode, b.voice) for b in talk] == [(("note", 1, 44), "momentary", "listen")]
+    assert sum(b.type == "note" for b in loaded) == 8 + 1 and sum(b.mode == "fader" for b in loaded) == 4
+    assert binding_from_entry(talk[0].to_entry()) == talk[0]
+    assert binding_from_entry({"type": "note", "channel": 1, "number": 1, "voice": "listen"}).mode == "momentary"
 
 
 def test_a_bad_map_file_is_a_config_error(tmp_path):

@@ -100,7 +100,7 @@ def test_service_from_config_wires_maps_learn_jack_and_survives_missing_alsa(jac
     with caplog.at_level(logging.WARNING, logger="stemd.midi"):
         midi = MidiController.from_config(cfg, session)
     assert session.midi is midi and "ALSA ports not opened" in caplog.text
-    assert len(midi.bindings) == 12 and midi.bindings[("note", 1, 36)].command.action.value == "solo"
+    assert len(midi.bindings) == 13 and midi.bindings[("note", 1, 36)].command.action.value == "solo"  # 8+1+4
 
     client = jackd.client("stemd")
     midi.jack_hook.register(client)  # as the daemon's JACK client does before activating

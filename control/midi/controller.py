@@ -234,6 +234,8 @@ class MidiController:
         if binding.mode == "trigger":
             if pressed:
                 self._submit(binding)
+        elif binding.voice is not None:  # push-to-talk (momentary only)
+            self._talk(binding, pressed)
         elif binding.mode == "momentary":
             self._submit(binding, binding.command if pressed else opposite(binding.command))
         elif pressed:  # toggle: act on the press, the release means nothing
@@ -273,6 +275,23 @@ class MidiController:
             log.warning("MIDI %s: %s", binding.describe(), exc)
             return False
         return True
+
+    def _talk(self, binding: Binding, held: bool) -> None:
+        """Push-to-talk: voice listens while the button is held. Without voice control the press is
+        counted and logged (the release is not: one press, one line), never raised."""
+        voice = self.session.voice
+        if voice is None:
+            if held:
+                self.stats["voice_absent"] += 1
+                log.warning("MIDI %s: push-to-talk pressed, but this daemon runs without voice control",
+                            binding.describe())
+            return
+        try:
+            voice.listen(held)
+        except CommandError as exc:  # voice is off (no model, no mic): the reason is in the exception
+            if held:
+                self.stats["refused"] += 1
+                log.warning("MIDI %s: %s", binding.describe(), exc)
 
     # ---- learn ----------------------------------------------------------------------------------
 

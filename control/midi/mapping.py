@@ -1,9 +1,9 @@
 """MIDI mappings: `[[midi.map]]` config entries and map files turned into validated Bindings.
 
-A binding ties one control (note or CC number on a channel) to a Command or an intent text, with a
-mode that says how presses and values become commands. Everything a performer can get wrong is
-checked here, once, at config load, with a message that names the entry and the key; nothing is
-checked again when the control moves.
+A binding ties one control (note or CC number on a channel) to a Command, an intent text or a voice
+action (push-to-talk), with a mode that says how presses and values become commands. Everything a
+performer can get wrong is checked here, once, at config load, with a message that names the entry
+and the key; nothing is checked again when the control moves.
 """
 
 from __future__ import annotations
@@ -20,11 +20,13 @@ from stemd.control.commands import ALL, Action, Command, CommandError, MAX_ABS_D
 TYPES = ("note", "cc")
 MODES = ("toggle", "momentary", "trigger", "fader")
 CURVES = ("db", "amplitude")
+VOICE_ACTIONS = ("listen",)  # session.voice.listen(held): push-to-talk on a pad or foot switch
 SILENCE_DB = -60.0
 MAPS_DIR = Path(__file__).resolve().parent / "maps"
 
-_KEYS = {"type", "channel", "number", "mode", "command", "intent", "curve", "min_db", "max_db",
+_KEYS = {"type", "channel", "number", "mode", "command", "intent", "voice", "curve", "min_db", "max_db",
          "soft_takeover", "led", "led_on", "led_off"}
+_ACTS = ("command", "intent", "voice")
 
 
 class MappingError(ValueError):
@@ -34,7 +36,8 @@ class MappingError(ValueError):
 @dataclass(frozen=True)
 class Binding:
     """One control → one action. `command` is set for every mode (for faders a gain with db 0 whose
-    `db` each value replaces); `intent` only for trigger bindings that speak text instead."""
+    `db` each value replaces); `intent` only for trigger bindings that speak text instead; `voice`
+    only for momentary bindings that hold voice listening while the button is down."""
 
     type: str
     channel: int
@@ -42,6 +45,7 @@ class Binding:
     mode: str
     command: Command | None = None
     intent: str | None = None
+    voice: str | None = None
     curve: str = "db"
     min_db: float = SILENCE_DB
     max_db: float = 6.0
@@ -90,6 +94,8 @@ class Binding:
                                  "mode": self.mode}
         if self.intent is not None:
             entry["intent"] = self.intent
+        elif self.voice is not None:
+            entry["voice"] = self.voice
         else:
             command = self.command.to_dict()
             if self.mode == "fader":
@@ -173,13 +179,23 @@ def binding_from_entry(entry: dict[str, Any]) -> Binding:
         raise MappingError(f"'type' must be \"note\" or \"cc\", got {kind!r}")
     channel = _int(entry, "channel", 1, 16)
     number = _int(entry, "number", 0, 127)
-    mode = entry.get("mode", "trigger" if "intent" in entry else "toggle")
+    mode = entry.get("mode", "trigger" if "intent" in entry else "momentary" if "voice" in entry else "toggle")
     if mode not in MODES:
         raise MappingError(f"'mode' must be one of {', '.join(MODES)}, got {mode!r}")
-    if ("command" in entry) == ("intent" in entry):
-        raise MappingError("give exactly one of 'command' (a command table) or 'intent' (text)")
+    if sum(act in entry for act in _ACTS) != 1:
+        raise MappingError("give exactly one of 'command' (a command table), 'intent' (text) or "
+                           "'voice' (\"listen\": push-to-talk)")
     fields: dict[str, Any] = {}
-    if "intent" in entry:
+    if "voice" in entry:
+        if entry["voice"] not in VOICE_ACTIONS:
+            raise MappingError(f"'voice' must be one of {', '.join(VOICE_ACTIONS)}, got {entry['voice']!r}")
+        if mode != "momentary":
+            raise MappingError(f"voice = \"listen\" listens while the button is held, so mode must be "
+                               f"\"momentary\", not {mode!r}")
+        if entry.get("led"):
+            raise MappingError("'led' shows mixer state; a push-to-talk button has none (its pad lights itself)")
+        fields["voice"] = entry["voice"]
+    elif "intent" in entry:
         text = entry["intent"]
         if not isinstance(text, str) or not text.strip():
             raise MappingError(f"'intent' must be non-empty text, got {text!r}")
@@ -291,7 +307,9 @@ Mappings: one [[midi.map]] table per control. They win over map_files; MIDI lear
   type = "note" | "cc", channel = 1-16, number = 0-127
   mode = "toggle" (press: on, press again: off; the default) | "momentary" (on while held)
        | "trigger" (each press; the default for intent) | "fader" (cc value -> gain in dB)
-  command = a command table of the vocabulary, or intent = "text" (trigger only)
+  command = a command table of the vocabulary, or intent = "text" (trigger only), or
+          voice = "listen": push-to-talk, voice control listens while the button is held
+          (momentary only, the default for voice)
   faders: curve = "db" (even dB steps) | "amplitude" (even gain steps), min_db = -60.0,
           max_db = 6.0 (value 0 is always silence), soft_takeover = true (the fader acts only
           once it reaches the current level, so moving it never jumps the gain)
