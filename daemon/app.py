@@ -10,6 +10,7 @@ saves state, stops the worker, closes the client and removes the shared memory.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib.util
 import logging
@@ -24,7 +25,7 @@ from typing import Any
 import jack
 
 from stemd.control.commands import ALL, Action, Command
-from stemd.daemon import mixer_state
+from stemd.daemon import latency_budget, mixer_state
 from stemd.daemon.audio_path import AudioPath
 from stemd.daemon.jack_io import JackIO, PortPlan
 from stemd.daemon.mixer import Mixer
@@ -94,6 +95,7 @@ class Daemon:
         # The mic's copy for the voice recogniser (1 channel at `rate`); lives as long as the daemon.
         self.mic_ring = SpscRing.create(1, round(MIC_SECONDS * MAX_RATE)) if plan.mic else None
         self.rate = 0
+        self.latency_plan: dict[str, Any] = {}  # how L was decided (auto's measurement, or the config)
         self._restart_at: float | None = None
         self._restart_index = 0
         self._ready_since = 0.0
@@ -147,15 +149,19 @@ class Daemon:
         """Rings, engine, mixer and audio path for sample rate `rate` (again after a rate change)."""
         audio = self.config.audio
         self.rate = rate
-        latency = round(audio.latency_ms * rate / 1000.0)
+        self.latency_plan = {"mode": "fixed", "reason": "set by [audio] latency_ms"}
+        latency = round(audio.latency_ms * rate / 1000.0)  # 0 = auto: the worker measures what it needs
         crossfade = round(audio.dry_crossfade_ms * rate / 1000.0)
-        capacity = latency + MAX_BLOCK + rate
+        capacity = (latency or latency_budget.frames(latency_budget.MAX_AUTO_MS, rate)) + MAX_BLOCK + rate
         self.in_ring = SpscRing.create(2, capacity)
         if not self.dry_only:
             # Room for the intent parser to read the last seconds of every stem (recent_stems.py)
             # without coming near what the callback reads; the callback's work does not change.
             self.stem_ring = SpscRing.create(2 * MAX_STEMS, capacity + round((HISTORY_S + 2 * CLEARANCE_S) * rate))
-            self._start_engine(rate, latency)
+            latency = self._start_engine(rate, latency, crossfade)
+        if not latency:
+            latency = latency_budget.frames(latency_budget.TARGET_MS, rate)
+            self.latency_plan = {"mode": "auto", "reason": f"no engine: the {latency_budget.TARGET_MS:.0f} ms default"}
         mixer = self._make_mixer(rate)
         self.session.mixer = mixer
         if self.transport is not None:  # a rate change made a new mixer and beat clock
@@ -168,13 +174,15 @@ class Daemon:
             mixer if self.sources else None, self.mic_ring, self.jack.plan.stem_ports, MAX_BLOCK,
         )
 
-    def _start_engine(self, rate: int, latency: int) -> None:
+    def _start_engine(self, rate: int, latency: int, crossfade: int) -> int:
+        """Load the model; returns L in frames (auto's pick once loaded; 0 when auto has no engine)."""
         e = self.config.engine
         spec = WorkerSpec(
             loader=self.loader, in_ring=self.in_ring.spec, stem_ring=self.stem_ring.spec, rate=rate,
             latency=latency, window_s=e.window_s or None, hop_s=e.hop_ms / 1000.0 or None,
             right_s=e.right_context_ms / 1000.0 or None, threads=e.threads, refine_default=e.refine_default,
             refiner=self._refiner_installed(), refine_budget=e.refine_budget,
+            period=self.jack.client.blocksize, crossfade=crossfade,
         )
         self.engine = EngineProcess(spec)
         self.state = "loading model"
@@ -184,21 +192,29 @@ class Daemon:
             info = self.engine.wait_ready(LOAD_TIMEOUT_S, cancel=self.stopping)
         except EngineFailed as exc:
             self._engine_failed(str(exc))
-            return
+            return latency
         if info is None:  # asked to stop while loading
-            return
+            return latency
         if len(info["sources"]) > MAX_STEMS:
             self._engine_failed(f"{info['model']} has {len(info['sources'])} stems; at most {MAX_STEMS} are supported")
-            return
+            return latency
         self.sources = list(info["sources"])
         self.model_name = info["model"]
         self.refine_modes = {s: e.refine_default for s in self.sources}
         self._ready_since = time.monotonic()
-        self._check_latency(info, latency, rate)
+        plan = info["plan"]
+        if plan is None:
+            self._check_latency(info, latency, spec)
+            return latency
+        # Fixed from now on: a restarted worker runs the same geometry at the same L, uncalibrated.
+        self.engine.spec = dataclasses.replace(spec, latency=plan.latency, hop_s=plan.hop_s)
+        self.latency_plan = plan.as_dict(rate)
+        log.log(logging.INFO if plan.fits else logging.WARNING, plan.reason)
+        return plan.latency
 
-    def _check_latency(self, info: dict[str, Any], latency: int, rate: int) -> None:
-        period = self.jack.client.blocksize
-        need = info["latency_frames"] + 2 * period + round(self.config.audio.dry_crossfade_ms * rate / 1000)
+    def _check_latency(self, info: dict[str, Any], latency: int, spec: WorkerSpec) -> None:
+        need = latency_budget.minimum(info["latency_frames"], 0.0, spec.period, spec.crossfade, spec.rate)
+        rate = spec.rate
         if latency < need:
             log.warning(
                 "[audio] latency_ms = %g is below what %s needs before compute time (%.0f ms: streaming "
@@ -436,6 +452,7 @@ class Daemon:
             out.update(
                 output="separated" if p.wet else "dry",
                 latency_ms=1000.0 * path.latency / self.rate, latency_frames=path.latency,
+                latency=self.latency_plan,
                 period=client.blocksize if client is not None else None,
                 dsp_load=client.cpu_load() if client is not None else None,
                 xruns=self.jack.xruns.count, underruns=p.underruns, hard_switches=p.hard_switches,

@@ -28,6 +28,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from stemd.daemon import latency_budget
+from stemd.daemon.latency_budget import Plan
 from stemd.daemon.ring import RingSpec, SpscRing
 
 log = logging.getLogger(__name__)
@@ -64,7 +66,7 @@ class WorkerSpec:
     in_ring: RingSpec
     stem_ring: RingSpec
     rate: int
-    latency: int  # L in frames: the worker resynchronises when it is further behind than this
+    latency: int  # L in frames (the worker resynchronises when further behind); 0 = auto (latency_budget)
     window_s: float | None = None
     hop_s: float | None = None
     right_s: float | None = None
@@ -73,6 +75,8 @@ class WorkerSpec:
     refiner: bool = True  # install the refiner (its STFT delay joins the latency even while unused)
     refine_budget: float | None = None  # share of real time the refiner may take; None = its default
     min_chunk: int = 256
+    period: int = 256  # JACK period and dry crossfade in frames: auto's latency budget counts them
+    crossfade: int = 0
 
 
 def run_worker(spec: WorkerSpec, conn: Connection, stats: WorkerStats) -> None:
@@ -80,42 +84,52 @@ def run_worker(spec: WorkerSpec, conn: Connection, stats: WorkerStats) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the daemon's to handle
     stats.set(pid=os.getpid(), heartbeat=time.monotonic())
     try:
-        stream, refiner = _load(spec)
+        stream, refiner, plan = _load(spec)
     except Exception as exc:  # any load failure is reported, never raised into the void
         conn.send(("failed", f"{type(exc).__name__}: {exc}"))
         return
     in_ring, stem_ring = SpscRing.attach(spec.in_ring), SpscRing.attach(spec.stem_ring)
     try:
-        _Loop(spec, conn, stats, stream, refiner, in_ring, stem_ring).run()
+        _Loop(spec, conn, stats, stream, refiner, plan, in_ring, stem_ring).run()
     finally:
         in_ring.close()
         stem_ring.close()
 
 
-def _load(spec: WorkerSpec) -> tuple[Any, Any]:
-    """The stream and its refiner (None when turned off), installed before the first hop so the
-    refiner's delay is part of the latency from the start."""
+def _load(spec: WorkerSpec) -> tuple[Any, Any, Plan | None]:
+    """The stream, its refiner (None when turned off) and, with auto latency, the plan that sized L
+    and maybe the hop. The refiner is installed before the first hop (calibration's included), so its
+    delay and cost are part of the latency from the start."""
     from stemd.engines.streaming import StreamingSeparator
 
     separator = spec.loader()
     torch = sys.modules.get("torch")
     if torch is not None:
         torch.set_num_threads(spec.threads or max(1, (os.cpu_count() or 2) - 1))
-    stream = StreamingSeparator(separator, spec.rate, spec.window_s, spec.hop_s, spec.right_s)
-    refiner = None
-    if spec.refiner:
-        from stemd.engines.refine import Refiner
 
-        budget = {} if spec.refine_budget is None else {"budget": spec.refine_budget}
-        refiner = Refiner(stream.sources, stream.model_rate, stream.geometry.hop, **budget)
-        stream.add_post(refiner)
-    return stream, refiner
+    def build(hop_s: float | None) -> tuple[Any, Any]:
+        stream = StreamingSeparator(separator, spec.rate, spec.window_s, hop_s or spec.hop_s, spec.right_s)
+        refiner = None
+        if spec.refiner:
+            from stemd.engines.refine import Refiner
+
+            budget = {} if spec.refine_budget is None else {"budget": spec.refine_budget}
+            refiner = Refiner(stream.sources, stream.model_rate, stream.geometry.hop, **budget)
+            stream.add_post(refiner)
+        return stream, refiner
+
+    if spec.latency:
+        return (*build(None), None)
+    (stream, refiner), plan = latency_budget.plan(build, spec.hop_s is not None, spec.period, spec.crossfade,
+                                                  spec.rate)
+    return stream, refiner, plan
 
 
 class _Loop:
     def __init__(self, spec: WorkerSpec, conn: Connection, stats: WorkerStats, stream: Any, refiner: Any,
-                 in_ring: SpscRing, stem_ring: SpscRing) -> None:
+                 plan: Plan | None, in_ring: SpscRing, stem_ring: SpscRing) -> None:
         self.spec, self.conn, self.stats, self.stream = spec, conn, stats, stream
+        self.latency = plan.latency if plan is not None else spec.latency
         self.in_ring, self.stem_ring = in_ring, stem_ring
         self.refiner = refiner
         self.bypass_reported: set[str] = set()
@@ -129,7 +143,8 @@ class _Loop:
                 self._refine(stem, spec.refine_default)
         info = {"sources": list(stream.sources), "latency_frames": stream.latency_samples,
                 "model": stream.separator.name, "model_rate": stream.model_rate,
-                "geometry": stream.geometry.seconds(), "pid": os.getpid()}
+                "geometry": stream.geometry.seconds(), "pid": os.getpid(), "latency": self.latency,
+                "plan": plan}
         stats.set(loaded=1.0, latency_frames=stream.latency_samples)
         conn.send(("ready", info))
 
@@ -149,7 +164,7 @@ class _Loop:
             except (EOFError, OSError):
                 return  # the daemon is gone: nobody to separate for
             backlog = self.in_ring.written - self.pos
-            if backlog > spec.latency:
+            if backlog > self.latency:
                 self.resyncs += 1
                 stats.set(resyncs=self.resyncs)
                 self._resync()

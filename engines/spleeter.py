@@ -314,6 +314,7 @@ class Spleeter2Separator(Separator):
     name = "spleeter2"
     sources = list(INSTRUMENTS)
     sample_rate = SAMPLE_RATE
+    hop_grid = FRAME_STEP  # auto latency lengthens the hop in whole STFT frames (see daemon/latency_budget.py)
 
     def __init__(self, model_path: str | Path = "", device: str = "cpu", fp16: bool = False,
                  streaming: StreamingDefaults = STREAMING, pad_to: int = STREAM_PAD_FRAMES,

@@ -139,6 +139,18 @@ class StreamingSeparator:
             return 0.0
         return float(np.median(self.compute_ms)) / (1000.0 * self.geometry.hop / self.model_rate)
 
+    def calibrate(self, hops: int, warmup: int = 2) -> list[float]:
+        """Time `hops` hops on noise after `warmup` untimed ones (first runs allocate and pick kernels),
+        then forget it all: what this geometry costs on this machine, measured before going live."""
+        block = (0.1 * np.random.default_rng(0).standard_normal((2, self.hop_samples))).astype(np.float32)
+        self.reset()
+        while self.hops < warmup + hops:
+            self.process(block)
+        timed = list(self.compute_ms)[-hops:]
+        self.compute_ms.clear()
+        self.reset()
+        return timed
+
     def process(self, block: np.ndarray) -> np.ndarray:
         """[2, n] float32 at `rate` in, [S, 2, n] float32 out (the stems of the input
         `latency_samples` ago)."""

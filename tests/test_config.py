@@ -21,7 +21,7 @@ def test_every_key_is_commented():
 
 def test_defaults_load():
     cfg = load_config(ROOT / "config.toml")
-    assert cfg.audio.latency_ms == 200.0 and cfg.osc.port == 9000
+    assert cfg.audio.latency_ms == 0.0 and cfg.osc.port == 9000  # 0 = auto
     assert load_config(None) == cfg
 
 
@@ -31,6 +31,7 @@ def test_defaults_load():
         ("[osc]\nport = 70000\n", ":2: [osc] port: must be ≤ 65535"),
         ("[mixer]\n\n# note\nramp_ms = \"fast\"\n", ":4: [mixer] ramp_ms: must be float"),
         ("[audio]\nlatncy_ms = 100\n", ":2: [audio] latncy_ms: unknown key"),
+        ("[audio]\nlatency_ms = 5\n", ":2: [audio] latency_ms: must be 0 (auto) or at least 20"),
         ("[sound]\nx = 1\n", ":1: [sound]: unknown section"),
         ("[engine]\nbackend = \"cuda\"\n", "[engine] backend: must be one of auto, torch, onnx, tensorrt, cuda-graph"),
         ("[jack]\nconnect_inputs = [1, 2]\n", "[jack] connect_inputs: every entry must be str"),

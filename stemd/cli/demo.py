@@ -155,12 +155,12 @@ def main(args: argparse.Namespace) -> int:
         rate = daemon.rate
         stats = daemon.stats()
         print(f"model {daemon.model_name} ({', '.join(daemon.sources) or 'no stems: dry'}); latency "
-              f"{stats['latency_ms']:.0f} ms; OSC on {config.osc.host}:{config.osc.port}")
+              f"{stats['latency_ms']:.0f} ms ({stats['latency']['reason']}); OSC on {config.osc.host}:{config.osc.port}")
         if daemon.engine_error:
             print(f"engine unavailable, the demo runs dry: {daemon.engine_error}")
         print("rendering the song (FluidSynth + espeak-ng; cached after the first time) ...")
         song = render_song(args.seconds, rate).mix
-        tail_s = config.audio.latency_ms / 1000.0 + 0.5
+        tail_s = stats["latency_ms"] / 1000.0 + 0.5
         deck = Deck(server, song, daemon.sources, args.seconds + tail_s)
         host = connect_host(config.osc.host)
         print(f"\n{'time':>8}  {'performer types':<18} {'daemon applied':<44}")

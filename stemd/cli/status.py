@@ -53,7 +53,7 @@ def render(state: dict[str, Any]) -> str:
         ("model", state.get("model", "?")),
         ("output", d.get("output", "?")),
         ("latency", f"{_ms(d.get('latency_ms'))} ({d.get('latency_frames')} frames @ {d.get('rate')} Hz, "
-                    f"period {d.get('period')})"),
+                    f"period {d.get('period')}; {d.get('latency', {}).get('reason', '')})"),
         ("xruns", str(d.get("xruns", "-"))),
         ("underruns", f"{d.get('underruns', '-')} periods played dry for lack of stems"),
     ]
