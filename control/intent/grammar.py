@@ -102,6 +102,7 @@ _VERBS = ("verb", "weak", "special")
 # Weak particles that fix a fade's direction or clash with a strong verb of the opposite sense.
 _IN_PARTICLES = ("in", "back", "on", "back in")
 _OUT_PARTICLES = ("out", "off", "away")
+_KEEP_PARTICLES = ("keep", "back", "back in")
 _QUESTION_OPENERS = ("is", "are", "was", "were", "did", "does", "am", "has", "have")
 _REMOVING = {"mute", "down", "dereverb", "clean", "refine_off"}
 _CLEAN_NUMBERS = re.compile(r"(?<![a-z0-9.])([+-]?\d+(?:\.\d+)?)\s*(db|dbs|bpm|beats?|bars?)\b")
@@ -348,8 +349,14 @@ def _action(p: _Parts, previous: _Template | None) -> str:
         else:
             raise Unclear("fade in or out? say \"fade in the drums\" or \"fade out the vocals\"")
     if "reverb" in p.objects or "bleed" in p.objects:
-        adding = strong & {"up", "unmute"} or any(t.text in ("add", "give me") for t in p.weak)
-        if adding or not strong <= _REMOVING or not (strong or weak_out):
+        # "no reverb on the vocals" removes it; "keep / put back the vocal reverb" means the stem as
+        # separated (refiner off); "more reverb" asks for something stemd cannot make.
+        removing = bool(strong & _REMOVING) or bool(weak_out) or "no" in particles
+        keeping = "unmute" in strong or bool(particles & set(_KEEP_PARTICLES))
+        if keeping and not removing and strong <= {"unmute"}:
+            return "refine_off"
+        adding = strong & {"up", "unmute"} or particles & {"add", "give me"}
+        if adding or not strong <= _REMOVING or not removing:
             raise Unclear("stemd can remove reverb or bleed from a stem, not add it")
         return "dereverb" if "reverb" in p.objects else "clean"
     if "refiner" in p.objects:
