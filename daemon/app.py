@@ -33,6 +33,8 @@ from stemd.daemon.recent_stems import CLEARANCE_S, HISTORY_S, recent_stems
 from stemd.daemon.ring import SpscRing
 from stemd.daemon.sd_notify import Notifier
 from stemd.daemon.session import Parser, Session
+from stemd.daemon.tempo_estimate import TempoFollower
+from stemd.daemon.transport import BeatClock
 from stemd.daemon.worker import EngineFailed, EngineProcess, SeparatorLoader, WorkerSpec
 
 log = logging.getLogger(__name__)
@@ -84,6 +86,7 @@ class Daemon:
         self.midi: Any = None
         self.voice: Any = None
         self.transport: Any = None
+        self.tempo_follower: TempoFollower | None = None
         self.conversation: Any = None  # the intent parser with its pronoun context, when installed
         jcfg = config.jack
         plan = PortPlan(stem_ports=jcfg.stem_ports, mic=bool(jcfg.connect_mic) or config.voice.enabled,
@@ -162,7 +165,7 @@ class Daemon:
         if not latency:
             latency = latency_budget.frames(latency_budget.TARGET_MS, rate)
             self.latency_plan = {"mode": "auto", "reason": f"no engine: the {latency_budget.TARGET_MS:.0f} ms default"}
-        mixer = self._make_mixer(rate)
+        mixer = self._make_mixer(rate, latency)
         self.session.mixer = mixer
         if self.transport is not None:  # a rate change made a new mixer and beat clock
             self.transport.clock = self.session.beat_clock = mixer.clock
@@ -233,16 +236,29 @@ class Daemon:
         self.sources = []
         self.session.realtime = False
 
-    def _make_mixer(self, rate: int) -> Mixer:
+    def _make_mixer(self, rate: int, latency: int) -> Mixer:
         m, t = self.config.mixer, self.config.transport
-        mixer = Mixer(self.sources, rate, MAX_BLOCK, ramp_ms=m.ramp_ms, bpm=t.bpm, fade_beats=m.fade_beats,
-                      max_gain_db=m.max_gain_db)
+        clock = BeatClock(rate, t.bpm, t.beats_per_bar)
+        # MIDI clock and JACK transport keep time with the input, which the performer hears L later.
+        clock.input_latency = latency
+        mixer = Mixer(self.sources, rate, MAX_BLOCK, ramp_ms=m.ramp_ms, fade_beats=m.fade_beats,
+                      max_gain_db=m.max_gain_db, clock=clock, loop_beats=m.loop_beats,
+                      loop_max_s=m.loop_max_s, loop_crossfade_ms=m.loop_crossfade_ms, drum_parts=m.drum_parts)
+        self._follow_tempo(mixer)
         if self.config.state.restore and self.sources:
             restored = mixer_state.restore(self.state_dir, mixer)
             if restored:
                 log.info("restored the saved mixer state (%d settings)", restored)
         self._saved_version = mixer.version
         return mixer
+
+    def _follow_tempo(self, mixer: Mixer) -> None:
+        """The onset tempo estimate for this mixer's drums ([transport] estimate), replacing any old one."""
+        if self.tempo_follower is not None:
+            self.tempo_follower.stop()
+        self.tempo_follower = TempoFollower.from_config(mixer.clock, mixer.loops, self.config.transport)
+        if self.tempo_follower is not None:
+            self.tempo_follower.start()
 
     # ---- control services: each runs when configured and installed; one that fails to start is
     # reported and the daemon runs without it ------------------------------------------------------
@@ -490,7 +506,7 @@ class Daemon:
         """Clean shutdown (idempotent): state saved, OSC, JACK, worker and shared memory released."""
         self.stopping.set()
         self.notifier.stopping()
-        for service in ("osc", "midi", "voice"):
+        for service in ("osc", "midi", "voice", "tempo_follower"):
             running = getattr(self, service)
             if running is not None:
                 running.stop()

@@ -20,12 +20,16 @@ from stemd.daemon.mixer import Mixer
 log = logging.getLogger(__name__)
 
 FILE = "mixer.json"
+HAND_SET_TEMPO = ("osc", "tap", "command")
 
 
 def state_commands(snapshot: dict[str, Any]) -> list[Command]:
     """Commands that take a reset mixer to `snapshot` (a `Mixer.snapshot()`)."""
-    commands = [Command(Action.TEMPO, bpm=snapshot["bpm"]),
-                Command(Action.GAIN, stem=ALL, db=snapshot["master_db"], absolute=True)]
+    commands = [Command(Action.GAIN, stem=ALL, db=snapshot["master_db"], absolute=True)]
+    if snapshot.get("transport", {}).get("source") in HAND_SET_TEMPO:
+        # Only a tempo the performer set survives a restart: a restored tempo counts as set by
+        # hand, which would stop the drums' estimate (and outrank nothing live) for the whole show.
+        commands.insert(0, Command(Action.TEMPO, bpm=snapshot["bpm"]))
     for stem, s in snapshot["stems"].items():
         commands.append(Command(Action.GAIN, stem=stem, db=s["gain_db"], absolute=True))
         if s["soloed"]:

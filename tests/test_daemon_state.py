@@ -36,3 +36,14 @@ def test_a_stem_the_new_model_lacks_is_skipped_and_garbage_is_ignored(tmp_path):
 
     (tmp_path / mixer_state.FILE).write_text("{not json")
     assert mixer_state.restore(tmp_path, Mixer(STEMS, 48000)) == 0
+
+
+def test_only_a_hand_set_tempo_is_restored(tmp_path):
+    """An estimated or MIDI tempo must not come back as a hand-set one, which would outrank the
+    estimate for the whole next show."""
+    mixer = Mixer(STEMS, 48000)
+    mixer.clock.set_tempo(97.0, "estimate")
+    mixer_state.save(tmp_path, mixer)
+    again = Mixer(STEMS, 48000, bpm=120.0)
+    mixer_state.restore(tmp_path, again)
+    assert again.snapshot()["bpm"] == 120.0 and again.snapshot()["transport"]["source"] == "default"
