@@ -155,7 +155,7 @@ def main(args: argparse.Namespace) -> int:
         rate = daemon.rate
         stats = daemon.stats()
         print(f"model {daemon.model_name} ({', '.join(daemon.sources) or 'no stems: dry'}); latency "
-              f"{stats['latency_ms']:.0f} ms ({stats['latency']['reason']}); OSC on {config.osc.host}:{config.osc.port}")
+              f"{stats['latency_ms']:.0f} ms; OSC on {config.osc.host}:{config.osc.port}\n  {stats['latency']['reason']}")
         if daemon.engine_error:
             print(f"engine unavailable, the demo runs dry: {daemon.engine_error}")
         print("rendering the song (FluidSynth + espeak-ng; cached after the first time) ...")

@@ -48,12 +48,13 @@ def _refine(refine: dict[str, Any]) -> str:
 def render(state: dict[str, Any]) -> str:
     d = state.get("daemon", {})
     e = d.get("engine", {})
+    why = d.get("latency", {}).get("reason")  # how L was decided
     rows = [
         ("state", d.get("state", "?")),
         ("model", state.get("model", "?")),
         ("output", d.get("output", "?")),
         ("latency", f"{_ms(d.get('latency_ms'))} ({d.get('latency_frames')} frames @ {d.get('rate')} Hz, "
-                    f"period {d.get('period')}; {d.get('latency', {}).get('reason', '')})"),
+                    f"period {d.get('period')}" + (f"; {why}" if why else "") + ")"),
         ("xruns", str(d.get("xruns", "-"))),
         ("underruns", f"{d.get('underruns', '-')} periods played dry for lack of stems"),
     ]
