@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import importlib.util
 import logging
 import signal
 import sys
@@ -34,7 +33,7 @@ from stemd.daemon.ring import SpscRing
 from stemd.daemon.sd_notify import Notifier
 from stemd.daemon.session import Parser, Session
 from stemd.daemon.tempo_estimate import TempoFollower
-from stemd.daemon.transport import BeatClock
+from stemd.daemon.transport import BeatClock, JackTransport
 from stemd.daemon.worker import EngineFailed, EngineProcess, SeparatorLoader, WorkerSpec
 
 log = logging.getLogger(__name__)
@@ -57,11 +56,6 @@ def default_loader(engine: SimpleNamespace) -> SeparatorLoader:
 
     return functools.partial(load_separator, engine.model, model_path=engine.model_path,
                              device=engine.device, backend=engine.backend, fp16=engine.fp16)
-
-
-def installed(module: str) -> bool:
-    """Is an optional part of stemd (OSC, MIDI, voice, intent, transport, refine) present?"""
-    return importlib.util.find_spec(module) is not None
 
 
 class Daemon:
@@ -87,7 +81,7 @@ class Daemon:
         self.voice: Any = None
         self.transport: Any = None
         self.tempo_follower: TempoFollower | None = None
-        self.conversation: Any = None  # the intent parser with its pronoun context, when installed
+        self.conversation: Any = None  # the intent parser with its pronoun context
         jcfg = config.jack
         plan = PortPlan(stem_ports=jcfg.stem_ports, mic=bool(jcfg.connect_mic) or config.voice.enabled,
                         connect_inputs=jcfg.connect_inputs, connect_outputs=jcfg.connect_outputs,
@@ -122,7 +116,7 @@ class Daemon:
         self._build(self.jack.client.samplerate)
         if self.stopping.is_set():
             return self
-        if self.sources and self._refiner_installed():
+        if self.sources and self.config.engine.refiner:
             self.session.on(Action.REFINE, self._refine)
         self._attach_services()
         self.jack.connect()
@@ -184,7 +178,7 @@ class Daemon:
             loader=self.loader, in_ring=self.in_ring.spec, stem_ring=self.stem_ring.spec, rate=rate,
             latency=latency, window_s=e.window_s or None, hop_s=e.hop_ms / 1000.0 or None,
             right_s=e.right_context_ms / 1000.0 or None, threads=e.threads, refine_default=e.refine_default,
-            refiner=self._refiner_installed(), refine_budget=e.refine_budget,
+            refiner=e.refiner, refine_budget=e.refine_budget,
             period=self.jack.client.blocksize, crossfade=crossfade,
         )
         self.engine = EngineProcess(spec)
@@ -260,27 +254,24 @@ class Daemon:
         if self.tempo_follower is not None:
             self.tempo_follower.start()
 
-    # ---- control services: each runs when configured and installed; one that fails to start is
+    # ---- control services: each runs when configured; one that fails to start is
     # reported and the daemon runs without it ------------------------------------------------------
 
     def _attach_services(self) -> None:
         """What must exist before the client activates: the parser, the RT hooks (JACK transport, JACK MIDI)."""
         c = self.config
-        if self.session.parser is None and installed("stemd.control.intent"):
+        if self.session.parser is None:
             from stemd.control.intent import IntentParser
             from stemd.control.intent.context import Conversation
 
             audio = self.recent_stems if self.sources else None  # dry: no stems to listen to
             self.conversation = Conversation(IntentParser.from_config(c, self.sources or None, audio))
             self.conversation.attach(self.session)
-        if installed("stemd.daemon.transport") and hasattr(self.session.mixer, "clock"):
-            from stemd.daemon.transport import JackTransport
-
-            self.transport = JackTransport(self.session.mixer.clock)
-            self.session.beat_clock = self.session.mixer.clock
-            self.jack.add_rt_hook(self.transport)
+        self.transport = JackTransport(self.session.mixer.clock)
+        self.session.beat_clock = self.session.mixer.clock
+        self.jack.add_rt_hook(self.transport)
         midi_wanted = c.midi.jack_ports or c.midi.alsa_in or c.midi.alsa_out
-        if midi_wanted and installed("stemd.control.midi.controller"):
+        if midi_wanted:
             self._service("MIDI", self._make_midi)
 
     def _make_midi(self) -> None:
@@ -292,11 +283,11 @@ class Daemon:
 
     def _start_services(self) -> None:
         c = self.config
-        if c.osc.enabled and installed("stemd.control.osc.server"):
+        if c.osc.enabled:
             self._service("OSC", self._start_osc)
         if self.midi is not None:
             self._service("MIDI", self.midi.start)
-        if c.voice.enabled and self.mic_ring is not None and installed("stemd.control.voice"):
+        if c.voice.enabled and self.mic_ring is not None:
             self._service("voice", self._start_voice)
 
     @staticmethod
@@ -322,9 +313,6 @@ class Daemon:
     def recent_stems(self) -> tuple[dict[str, Any], int]:
         """The last seconds of every stem, for the parser's audio-aware routing (any thread)."""
         return recent_stems(self.stem_ring, self.sources, self.rate)
-
-    def _refiner_installed(self) -> bool:
-        return self.config.engine.refiner and installed("stemd.engines.refine")
 
     def _refine(self, command: Command) -> None:
         stems = self.sources if command.stem == ALL else [command.stem]
