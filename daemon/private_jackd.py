@@ -3,8 +3,10 @@ no JACK server running): real JACK, no sound card, gone when the demo ends."""
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
+import signal
 import subprocess
 import time
 
@@ -13,12 +15,22 @@ import jack
 
 def server_running(name: str | None = None) -> bool:
     """Can a client join the server `name` (None: the default server) right now?"""
+    jack.set_error_function(lambda message: None)  # "cannot connect" is the answer, not an error
     try:
         probe = jack.Client("stemd-probe", servername=name, no_start_server=True)
     except jack.JackOpenError:
         return False
+    finally:
+        jack.set_error_function(None)
     probe.close()
     return True
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: if the demo (or a test run) is killed, its jackd goes too, instead
+    of holding one of JACK's few server slots until someone notices."""
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class PrivateJackd:
@@ -35,7 +47,7 @@ class PrivateJackd:
         self.process = subprocess.Popen(
             [binary, "-n", self.name, "-d", "dummy", "-r", str(self.rate), "-p", str(self.period)],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            env=dict(os.environ, JACK_NO_AUDIO_RESERVATION="1"),
+            env=dict(os.environ, JACK_NO_AUDIO_RESERVATION="1"), preexec_fn=_die_with_parent,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
