@@ -20,7 +20,7 @@ from typing import Callable
 import numpy as np
 
 from stemd.engines.metrics import sdr
-from stemd.engines.separator import Separator, StreamingDefaults
+from stemd.engines.separator import Separator
 
 
 @dataclass
@@ -60,14 +60,14 @@ def _row(name: str, device: str, window_s: float, hop_ms: float, times: list[flo
 def candidate_backends(model, device: str, window_s: float) -> dict[str, Callable[[], Separator]]:
     """Name -> constructor of every backend worth trying for `model` on `device`."""
     from stemd.engines.cuda_graph import CudaGraphSeparator
-    from stemd.engines.demucs_backend import STREAMING, DemucsSeparator
-    from stemd.engines.onnx_backend import onnx_demucs
+    from stemd.engines.demucs_backend import DemucsSeparator
+    from stemd.engines.onnx_backend import demucs_geometry, onnx_demucs
     from stemd.engines.tensorrt_backend import tensorrt_demucs
 
     backends = {"torch-fp32": lambda: DemucsSeparator(model, "htdemucs", device, fp16=False)}
     if device.startswith("cuda"):
         backends["torch-fp16"] = lambda: DemucsSeparator(model, "htdemucs", device, fp16=True)
-        geometry = StreamingDefaults(window_s, STREAMING.hop_s, STREAMING.right_s)
+        geometry = demucs_geometry(window_s)
         for fp16 in (False, True):
             backends[f"graph-{'fp16' if fp16 else 'fp32'}"] = (
                 lambda fp16=fp16: CudaGraphSeparator(model, "htdemucs", device, fp16, geometry))

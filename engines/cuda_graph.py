@@ -87,10 +87,10 @@ class CudaGraphSeparator(Separator):
 
 def graph_demucs(model, name: str, device: str, fp16: bool, window_s: float | None = None) -> Separator:
     """demucs_backend.BACKENDS entry for CUDA: the captured graph, or eager PyTorch if capture fails."""
-    from stemd.engines.demucs_backend import STREAMING, DemucsSeparator
-    from stemd.engines.onnx_backend import single_htdemucs
+    from stemd.engines.demucs_backend import DemucsSeparator
+    from stemd.engines.onnx_backend import demucs_geometry, single_htdemucs
 
-    geometry = STREAMING if window_s is None else StreamingDefaults(window_s, STREAMING.hop_s, STREAMING.right_s)
+    geometry = demucs_geometry(window_s)
     if device.startswith("cuda"):
         try:
             return CudaGraphSeparator(single_htdemucs(model, name), name, device, fp16, geometry)

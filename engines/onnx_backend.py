@@ -61,6 +61,13 @@ class OnnxSeparator(Separator):
         return np.ascontiguousarray(stems[0, :, :, :n], dtype=np.float32)
 
 
+def demucs_geometry(window_s: float | None = None) -> StreamingDefaults:
+    """The demucs streaming geometry, with the window replaced for a backend built for another one."""
+    from stemd.engines.demucs_backend import STREAMING
+
+    return STREAMING if window_s is None else StreamingDefaults(window_s, STREAMING.hop_s, STREAMING.right_s)
+
+
 def single_htdemucs(model, name: str):
     """The one HTDemucs inside `model`; bags of several (htdemucs_ft) are not exported as one graph."""
     from demucs.apply import BagOfModels
@@ -76,9 +83,7 @@ def single_htdemucs(model, name: str):
 def onnx_demucs(model, name: str, device: str, fp16: bool, window_s: float | None = None) -> OnnxSeparator:
     """demucs_backend.BACKENDS entry: export (once, cached) and run in ONNX Runtime. fp16 is a
     TensorRT matter; ONNX Runtime runs the fp32 graph. The graph's window is the streaming window."""
-    from stemd.engines.demucs_backend import STREAMING
-
     net = single_htdemucs(model, name)
-    geometry = STREAMING if window_s is None else StreamingDefaults(window_s, STREAMING.hop_s, STREAMING.right_s)
+    geometry = demucs_geometry(window_s)
     window = round(geometry.window_s * net.samplerate)
     return OnnxSeparator(exported(net, window), net.sources, net.samplerate, window, geometry, device, name)

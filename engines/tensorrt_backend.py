@@ -126,11 +126,10 @@ class TensorRTSeparator(Separator):
 
 def tensorrt_demucs(model, name: str, device: str, fp16: bool, window_s: float | None = None) -> TensorRTSeparator:
     """demucs_backend.BACKENDS entry: ONNX export (cached), then a TensorRT engine (cached per GPU)."""
-    from stemd.engines.demucs_backend import STREAMING
-    from stemd.engines.onnx_backend import single_htdemucs
+    from stemd.engines.onnx_backend import demucs_geometry, single_htdemucs
 
     net = single_htdemucs(model, name)
-    geometry = STREAMING if window_s is None else StreamingDefaults(window_s, STREAMING.hop_s, STREAMING.right_s)
+    geometry = demucs_geometry(window_s)
     window = round(geometry.window_s * net.samplerate)
     return TensorRTSeparator(exported(net, window), net.sources, net.samplerate, window, geometry,
                              cache_dir("tensorrt"), fp16, name)
