@@ -1,4 +1,4 @@
-"""The command vocabulary of DESIGN.md as typed, validated objects with a canonical JSON form.
+"""The command vocabulary (docs/architecture.md) as typed, validated objects with a canonical JSON form.
 
 Every control source (OSC text, direct OSC, MIDI, voice) ends in a list of `Command`s, and the mixer
 consumes nothing else, so validation lives here once: a Command that exists is a Command the mixer can

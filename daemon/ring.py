@@ -12,7 +12,7 @@ the producer did not lap it during the copy (the seqlock idea: validate after re
 consumer gets a clean "gone" instead of torn audio. Each side writes only its own counter; the
 producer stores samples before it publishes the counter that covers them. On x86-64 (TSO) plain
 8-byte aligned stores and loads give exactly that ordering; weakly ordered CPUs would need fences
-that Python cannot express, so the daemon is x86-64 only (see DESIGN-NOTES.md).
+that Python cannot express, so the daemon is x86-64 only (see docs/decisions/).
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from stemd.engines.separator import Separator, StreamingDefaults
 
 # Streaming geometry (W, H, R in seconds), whole multiples of HTDemucs's 1024-sample frame grid so
 # that fixed-window backends (ONNX, CUDA graphs) and the streaming engine agree on the window length:
-# W = 43 x 1024 (0.998 s), H = R = 2048 (46.4 ms). See DESIGN-NOTES.md "Streaming geometry".
+# W = 43 x 1024 (0.998 s), H = R = 2048 (46.4 ms). See docs/decisions/engine.md "Streaming geometry".
 STREAMING = StreamingDefaults(window_s=43 * 1024 / 44100, hop_s=2048 / 44100, right_s=2048 / 44100)
 
 

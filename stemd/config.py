@@ -60,7 +60,7 @@ SCHEMA: dict[str, Section] = {
                 "0 = auto: after loading, the engine times a few hops on this machine, lengthens the hop\n"
                 "if compute would not keep up, and sets L to what that needs (logged and in `stemd status`).\n"
                 "A value (20-5000) is used as given; it must cover the model's right context + hop +\n"
-                "resampling + compute + two periods + dry_crossfade_ms (see DESIGN-NOTES.md).",
+                "resampling + compute + two periods + dry_crossfade_ms (see docs/decisions/).",
                 min=0.0, max=5000.0, check=lambda v: None if v == 0 or v >= 20 else "must be 0 (auto) or at least 20",
             ),
             "dry_crossfade_ms": Key(

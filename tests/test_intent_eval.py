@@ -1,5 +1,5 @@
 """Regression gate on the evaluation set (control/intent/eval_set.jsonl): the grammar alone, then the
-full parser with the real MiniLM weights. The benchmark (benchmarks/intent_bench.py) prints the same
+full parser with the real MiniLM weights. The benchmark (`stemd bench intent`) prints the same
 numbers with timings."""
 
 import pytest

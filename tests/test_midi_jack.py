@@ -17,7 +17,7 @@ from midi_rig import StemdMidi, wait_for
 from stemd.control.commands import Command
 from stemd.control.intent import parse
 from stemd.control.voice import VoiceListener, speech
-from stemd.control.voice.bench import MIC_SECONDS, RATE, TAIL_S, korean_model
+from stemd.benchmarks.voice import MIC_SECONDS, RATE, TAIL_S, korean_model
 from stemd.daemon.ring import SpscRing
 
 MUTE_VOX = dict(type="note", channel=1, number=36, command={"action": "mute", "stem": "vocals"}, led=True)

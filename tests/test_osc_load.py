@@ -1,13 +1,13 @@
 """OSC load: sustained answered messages/s and reply latency, against a bare UDP answerer baseline.
 
 Reports, never asserts on speed (the CI machine is shared); asserts that every message was answered.
-`--long` runs 5 s per measurement instead of 0.5 s; benchmarks/osc_load.py is the standalone form.
+`--long` runs 5 s per measurement instead of 0.5 s; `stemd bench osc` is the standalone form.
 """
 
 import json
 
 from osc_harness import osc  # noqa: F401 (fixture)
-from stemd.control.osc.load import compare, table, to_json
+from stemd.benchmarks.osc_load import compare, table, to_json
 
 
 def test_sustained_load_is_answered_and_reported(osc, request):

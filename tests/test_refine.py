@@ -17,7 +17,7 @@ from stemd.cli.status import render
 from stemd.control.commands import Command
 from stemd.engines.fixtures import STEMS
 from stemd.engines.refine import Refiner
-from stemd.engines.refine import bench
+from stemd.benchmarks import refine as bench
 from stemd.engines.refine.dereverb import OnlineWpe
 from stemd.engines.refine.stft import StreamingStft
 from stemd.engines.refine.wiener import StreamingWiener

@@ -112,7 +112,7 @@ def song():
     return render_song(6.0, 44100, seed=0)
 
 
-# Floors far below what the port measures (DESIGN-NOTES.md "Spleeter 2-stem": about 9 / 13 dB offline,
+# Floors far below what the port measures (docs/decisions/engine.md "Spleeter 2-stem": about 9 / 13 dB offline,
 # 1-1.5 dB less streaming) yet far above what the mix itself scores as an estimate (about -5 / +5 dB):
 # a slipped padding, a swapped U-Net or a misread tensor falls through them.
 OFFLINE_FLOOR = {"vocals": 5.0, "accompaniment": 8.0}
@@ -120,7 +120,7 @@ STREAMING_FLOOR = {"vocals": 4.0, "accompaniment": 7.0}
 
 
 def test_offline_separation_beats_the_floor(separator: Spleeter2Separator, song) -> None:
-    from stemd.engines.quality_bench import offline_estimate, scores
+    from stemd.benchmarks.quality import offline_estimate, scores
 
     measured = scores(song, separator.sources, offline_estimate(separator, song))
     for source, floor in OFFLINE_FLOOR.items():
@@ -129,7 +129,7 @@ def test_offline_separation_beats_the_floor(separator: Spleeter2Separator, song)
 
 
 def test_streaming_separation_beats_the_floor(separator: Spleeter2Separator, song) -> None:
-    from stemd.engines.quality_bench import scores, streaming_estimate
+    from stemd.benchmarks.quality import scores, streaming_estimate
     from stemd.engines.streaming import StreamingSeparator
 
     assert StreamingSeparator(separator, 44100).geometry.window == 64 * 1024 - FRAME_LENGTH

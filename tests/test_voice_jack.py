@@ -11,7 +11,7 @@ from daemon_harness import running_daemon
 from jack_probe import Player
 
 from stemd.control.voice import speech
-from stemd.control.voice.bench import korean_model
+from stemd.benchmarks.voice import korean_model
 
 pytestmark = pytest.mark.jack
 

@@ -14,7 +14,7 @@ from stemd.control.commands import STEMS_4, IntentRejected
 from stemd.control.intent import IntentParser
 from stemd.control.voice import VoiceListener, VoiceUnavailable, describe, models
 from stemd.control.voice.activation import ARMED_S, Activation
-from stemd.control.voice.bench import korean_model
+from stemd.benchmarks.voice import korean_model
 from stemd.control.voice.grammar import build_grammar
 from stemd.control.voice.mic import MicReader
 from stemd.control.voice.phrases import PhraseTable

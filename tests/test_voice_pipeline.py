@@ -14,7 +14,7 @@ import pytest
 
 from stemd.control.commands import Command
 from stemd.control.voice import describe, speech
-from stemd.control.voice.bench import RATE, TAIL_S, Rig
+from stemd.benchmarks.voice import RATE, TAIL_S, Rig
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from stemd.control.commands import commands_to_json
 from stemd.control.osc.client import status
 from stemd.control.osc.server import OscServer
 from stemd.control.voice import speech
-from stemd.control.voice.bench import RATE, TAIL_S, Rig, korean_model
+from stemd.benchmarks.voice import RATE, TAIL_S, Rig, korean_model
 
 pytestmark = pytest.mark.jack
 

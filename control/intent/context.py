@@ -4,7 +4,7 @@ A performer says "drop the vocals", then "bring them back". The grammar stays a 
 input (parse(text, referent=...)); this module keeps the one piece of history it may use, the stems
 the previous sentence acted on, and turns it into a grammar `Referent`.
 
-Decisions (also in DESIGN-NOTES.md):
+Decisions (also in docs/decisions/intent.md):
 - One context per Session, not per control source: OSC one-shot clients (`stemd send`, the demo, most
   scripts) send every line from a fresh UDP port, so a per-client context would forget between two
   lines of the same performer; voice, OSC text and a MIDI binding's sentence are one conversation.

@@ -12,7 +12,7 @@ Nothing is guessed: an unknown word, two actions in one clause, a verb without a
 ambiguous phrase makes the clause Unclear with a reason. The parser (parser.py) may then ask the
 semantic layer; parse() alone rejects.
 
-Decisions, documented in DESIGN-NOTES.md:
+Decisions, documented in docs/decisions/intent.md:
 - "everything except X" states what should be heard: with mute ("mute everything but the drums") it
   solos X; without a verb, with solo/just/keep ("everything but the vocals"), it mutes X; with bring
   back/unmute it unmutes all, then mutes X.

