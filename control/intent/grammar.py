@@ -31,9 +31,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from stemd.control.commands import ALL, Command, CommandError
+from stemd.control.commands import ALL, TIMED_ACTIONS, Command, CommandError
 from stemd.control.intent.lexicon import INSTRUMENT_HOME, LEXICON, MAX_PHRASE
 from stemd.control.intent.numerals import read_number
+from stemd.control.intent.timing_words import read_timing
 
 
 class Unclear(Exception):
@@ -125,6 +126,11 @@ def tokenize(text: str) -> list[Token]:
         if words[i] == ",":
             tokens.append(Token("sep", None, ","))
             i += 1
+            continue
+        timing = read_timing(words, i)
+        if timing is not None:
+            tokens.append(Token("timing", timing[0], " ".join(words[i:timing[1]])))
+            i = timing[1]
             continue
         number = read_number(words, i)
         if number is not None:
@@ -236,6 +242,7 @@ def parse_clauses(text: str, settings: Settings = Settings(), referent: Referent
         except CommandError as exc:
             results.append(ClauseResult(clause.text, clause.tokens, unclear=Unclear(str(exc), clause.text)))
             previous = None
+    _sentence_timing(results)
     return results
 
 
@@ -391,6 +398,43 @@ def _action(p: _Parts, previous: _Template | None) -> str:
 def _interpret(
     tokens: list[Token], previous: _Template | None, s: Settings, referent: Referent | None = None,
 ) -> tuple[list[Intent], _Template | None]:
+    """The clause's Intents, each waiting for the clause's timing words when it has some."""
+    intents, template = _interpret_untimed(tokens, previous, s, referent)
+    timings = {str(t.value) for t in tokens if t.kind == "timing"}
+    if len(timings) > 1:
+        raise Unclear(f"two timings in one phrase ({' and '.join(sorted(timings))}); say one")
+    return (_timed(intents, timings.pop(), strict=True) if timings else intents), template
+
+
+def _timed(intents: list[Intent], at: str, strict: bool) -> list[Intent]:
+    """Intents waiting for `at`; one that cannot wait is refused (`strict`) or left immediate."""
+    out: list[Intent] = []
+    for i in intents:
+        if i.command.action not in TIMED_ACTIONS:
+            if strict:
+                raise Unclear(f"{i.command.action.value} cannot wait for a {at}: it applies at once; "
+                              "say it without the timing")
+            out.append(i)
+        else:
+            out.append(Intent(i.command if i.command.at else i.command.timed(at), i.instrument))
+    return out
+
+
+def _sentence_timing(results: list[ClauseResult]) -> None:
+    """One timing in a sentence times all of it ("drop the vocals, bring in the bass on the next bar");
+    with several, each clause keeps its own and the others apply at once."""
+    timed = [r for r in results if any(t.kind == "timing" for t in r.tokens)]
+    if len(timed) != 1 or timed[0].unclear is not None:
+        return
+    at = next(str(t.value) for t in timed[0].tokens if t.kind == "timing")
+    for r in results:
+        if r is not timed[0] and r.unclear is None:
+            r.intents = _timed(r.intents, at, strict=False)
+
+
+def _interpret_untimed(
+    tokens: list[Token], previous: _Template | None, s: Settings, referent: Referent | None = None,
+) -> tuple[list[Intent], _Template | None]:
     p = _collect(tokens)
     if previous is not None and previous.targets and any(t.kind == "it" for t in p.targets):
         p.targets = [x for t in p.targets for x in (previous.targets if t.kind == "it" else (t,))]
@@ -477,6 +521,10 @@ def _dispatch(action: str, p: _Parts, s: Settings) -> tuple[list[Intent], _Templ
         if any(t.kind not in ("all", "it") for t in p.targets):
             raise Unclear("reset acts on the whole mix; to restore one stem say \"unmute the drums\"")
         return [Intent(Command("reset"))], None
+    if action == "cancel":
+        if p.targets or p.numbers:
+            raise Unclear("cancel drops every command still waiting for its beat; say \"cancel\" alone")
+        return [Intent(Command("cancel"))], None
     if action == "tempo":
         bpms = [n for n, u in p.numbers if u in (None, "bpm")]
         if len(bpms) != 1 or p.targets:

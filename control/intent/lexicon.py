@@ -135,6 +135,11 @@ _VERBS = {
         "bring the whole thing back", "all back", "back to the top",
         "reset all", "restore everything", "clear everything", "everything back in",
     ),
+    "cancel": (
+        "cancel", "never mind", "nevermind", "cancel that", "cancel it", "forget it", "forget that",
+        "scratch that", "abort", "belay that", "cancel the pending", "cancel pending", "not yet",
+        "hold on", "hold that", "don't", "do not", "wait no", "cancel everything pending",
+    ),
     "tempo": ("tempo", "set the tempo", "set tempo", "bpm is", "the tempo is", "tempo is"),
     "set": ("set",),
 }
