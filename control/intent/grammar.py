@@ -430,11 +430,22 @@ def _action(p: _Parts, previous: _Template | None) -> str:
         return previous.action
     if p.targets and p.numbers and all(u in ("db", None) for _, u in p.numbers):
         return "nudge"  # "drums -3 dB", "bass +2"
-    if p.targets and not p.numbers and all(t.kind in ("stem", "instrument") for t in p.targets):
+    if p.targets and not p.numbers and _only_stems(p):
         return "solo"  # "bass and drums": the stems to hear, the brief's multi-stem pass
     words = [t for t in p.all_tokens if t.kind == "filler"]
     raise Unclear("no action: say what to do (mute, solo, bring in, louder, loop, fade ...)",
                   unknown_words=len(words) >= 2)  # "let me hear the bass again": words the grammar skips
+
+
+_BARE_LIST_WORDS = ("the", "a", "please", "now", "okay", "ok", "just a", "right now")
+
+
+def _only_stems(p: _Parts) -> bool:
+    """A clause that is nothing but stem names ("bass and drums", "the vocals please"): any other word
+    ("the vocals need to go") leaves the meaning to the semantic layer, never to a guess."""
+    return all(t.kind in ("stem", "instrument") for t in p.targets) and all(
+        t.kind in ("stem", "instrument") or t.kind == "filler" and t.text in _BARE_LIST_WORDS
+        for t in p.all_tokens)
 
 
 def _interpret(
