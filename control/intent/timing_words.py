@@ -22,6 +22,9 @@ _UNIT_WORDS = {
     "bar line": "bar", "top of the bar": "bar", "next one": "bar",
 }
 _COUNT_UNITS = ("beat", "bar", "phrase")
+# Every word a timing phrase may use, for the voice grammar (IntentParser.vocabulary).
+WORDS = tuple(sorted({w for group in (_AT, _COUNTING, _ARTICLES, _NEXT, tuple(_UNIT_WORDS), ("another",))
+                      for phrase in group for w in phrase.split() if w.isalpha()}))
 
 
 def read_timing(words: list[str], i: int) -> tuple[str, int] | None:
