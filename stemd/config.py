@@ -116,7 +116,7 @@ SCHEMA: dict[str, Section] = {
             ),
             "threads": Key(0, "Torch intra-op threads in the worker; 0 = all cores but one.", min=0, max=256),
             "refine_default": Key("off", "Refiner mode at start for every stem.", choices=REFINE_MODES),
-            "refiner": Key(True, "Install the refiner (refine commands: clean, dereverb). Its STFT adds "
+            "refiner": Key(True, "Install the refiner (refine commands: clean, dereverb, both). Its STFT adds "
                                  "17 ms to the latency whether or not a stem is refined; false saves that."),
             "refine_budget": Key(0.3, "Largest share of real time the refiner may take; above it, it turns the "
                                       "costliest refined stem off and says so in status.", min=0.001, max=1.0),
