@@ -453,10 +453,15 @@ def _interpret(
 ) -> tuple[list[Intent], _Template | None]:
     """The clause's Intents, each waiting for the clause's timing words when it has some."""
     intents, template = _interpret_untimed(tokens, previous, s, referent)
+    return _clause_timing(intents, tokens), template
+
+
+def _clause_timing(intents: list[Intent], tokens: Sequence[Token]) -> list[Intent]:
+    """The clause's Intents under its timing words, if it has any (one timing per clause)."""
     timings = {str(t.value) for t in tokens if t.kind == "timing"}
     if len(timings) > 1:
         raise Unclear(f"two timings in one phrase ({' and '.join(sorted(timings))}); say one")
-    return (_timed(intents, timings.pop(), strict=True) if timings else intents), template
+    return _timed(intents, timings.pop(), strict=True) if timings else intents
 
 
 def _timed(intents: list[Intent], at: str, strict: bool) -> list[Intent]:
@@ -723,7 +728,7 @@ def interpret_with_action(
     if not [t for t in p.targets if t.kind != "it"] and action not in ("reset", "unsolo", "unloop"):
         raise Unclear(f"{action} what? name a stem (vocals, drums, bass, other)")
     p.strong = [action]
-    return _dispatch(action, p, settings)[0]
+    return _clause_timing(_dispatch(action, p, settings)[0], content)  # "make the vocals vanish on the one"
 
 
 def masked_text(content: Sequence[Token]) -> str:
