@@ -108,6 +108,7 @@ _QUESTION_OPENERS = ("is", "are", "was", "were", "did", "does", "am", "has", "ha
 _REMOVING = {"mute", "down", "dereverb", "clean", "clean+dereverb", "refine_off"}
 _RESTORING = ("restore", "return", "restores", "restored")  # the whole mix restored is a reset
 _REFINE_STACK = {"clean", "dereverb", "clean+dereverb"}
+_REFINE_VERBS = ("clean", "dereverb")
 _CLEAN_NUMBERS = re.compile(r"(?<![a-z0-9.])([+-]?\d+(?:\.\d+)?)\s*(db|dbs|bpm|beats?|bars?)\b")
 
 
@@ -163,6 +164,8 @@ def _in_context(token: Token, before: list[Token]) -> Token:
         return Token("stem", "drums", token.text)
     if token.kind == "except" and (prev is None or prev.kind != "all" and prev.value != "reset"):
         return Token("sep", None, token.text) if token.text == "but" else token
+    if token.text == "on" and prev is not None and prev.kind in ("reverb", "bleed", "refiner"):
+        return Token("filler", None, token.text)  # "the bleed on the vocals": a preposition, not "bring on"
     if token.text == "without" and prev is not None and (prev.kind == "all" or prev.value == "reset"):
         return Token("except", None, token.text)
     return token
@@ -205,7 +208,7 @@ def _merge_lists(clauses: list[Clause]) -> list[Clause]:
     vocals and the drums over 4 beats" (the length belongs to both). Kept apart when both carry
     numbers ("vocals up 3 dB and bass 2 dB"): the second then repeats the action with its own amount."""
     merged: list[Clause] = []
-    clauses = _lead_lists(clauses)
+    clauses = _lead_refiners(_lead_lists(clauses))
     for clause in clauses:
         roles = {_role(t) for t in clause.tokens if t.kind != "filler"}
         has_num = any(t.kind == "num" for t in clause.tokens)
@@ -228,6 +231,17 @@ def _loop_noun(tokens: Sequence[Token], index: int) -> bool:
         return False
     rest = next((t for t in tokens[index + 1:] if t.kind != "filler"), None)
     return rest is None or rest.kind == "sep"
+
+
+def _lead_refiners(clauses: list[Clause]) -> list[Clause]:
+    """A clause that is only a refine verb joins the next clause ("dereverb and clean the vocals")."""
+    out: list[Clause] = []
+    for clause in clauses:
+        if out and all(t.kind == "filler" or t.kind == "verb" and t.value in _REFINE_VERBS for t in out[-1].tokens):
+            out[-1] = Clause(out[-1].tokens + clause.tokens)
+        else:
+            out.append(clause)
+    return out
 
 
 def _lead_lists(clauses: list[Clause]) -> list[Clause]:
@@ -407,6 +421,8 @@ def _action(p: _Parts, previous: _Template | None) -> str:
         strong = {"down"}
     if "loop" in strong and len(strong) == 2 and strong & {"unloop", "mute"}:
         strong = {"unloop"}  # "release the drum loop", "stop the vocal loop": the loop is the object
+    if strong == {"clean", "dereverb"}:
+        strong = {"clean+dereverb"}  # "dereverb and clean the vocals"
     if "reset" in strong and strong <= {"reset", "unmute"}:
         strong = {"reset"}  # "bring back the full mix", "restore the original mix"
     restoring = any(t.kind == "verb" and t.text in _RESTORING for t in p.all_tokens)
@@ -444,7 +460,7 @@ def _only_stems(p: _Parts) -> bool:
     """A clause that is nothing but stem names ("bass and drums", "the vocals please"): any other word
     ("the vocals need to go") leaves the meaning to the semantic layer, never to a guess."""
     return all(t.kind in ("stem", "instrument") for t in p.targets) and all(
-        t.kind in ("stem", "instrument") or t.kind == "filler" and t.text in _BARE_LIST_WORDS
+        t.kind in ("stem", "instrument", "timing") or t.kind == "filler" and t.text in _BARE_LIST_WORDS
         for t in p.all_tokens)
 
 
@@ -611,7 +627,7 @@ def _dispatch(action: str, p: _Parts, s: Settings) -> tuple[list[Intent], _Templ
             raise Unclear("reset acts on the whole mix; to restore one stem say \"unmute the drums\"")
         return [Intent(Command("reset"))], None
     if action == "cancel":
-        if p.targets or p.numbers:
+        if any(t.kind != "it" for t in p.targets) or p.numbers:  # "never mind that" is still all of it
             raise Unclear("cancel drops every command still waiting for its beat; say \"cancel\" alone")
         return [Intent(Command("cancel"))], None
     if action == "tempo":

@@ -19,11 +19,13 @@ _NEXT = ("next", "very next", "following", "coming")
 _UNIT_WORDS = {
     "beat": "beat", "beats": "beat", "bar": "bar", "bars": "bar", "measure": "bar", "measures": "bar",
     "phrase": "phrase", "phrases": "phrase", "downbeat": "bar", "one": "bar", "1": "bar",
-    "bar line": "bar", "top of the bar": "bar", "next one": "bar",
+    "bar line": "bar", "top of the bar": "bar",
 }
+_START_OF = ("start of the", "beginning of the", "top of the", "start of", "top of")
 _COUNT_UNITS = ("beat", "bar", "phrase")
 # Every word a timing phrase may use, for the voice grammar (IntentParser.vocabulary).
-WORDS = tuple(sorted({w for group in (_AT, _COUNTING, _ARTICLES, _NEXT, tuple(_UNIT_WORDS), ("another",))
+WORDS = tuple(sorted({w for group in (_AT, _COUNTING, _ARTICLES, _NEXT, tuple(_UNIT_WORDS), _START_OF,
+                                       ("another", "time", "from now", "a couple of"))
                       for phrase in group for w in phrase.split() if w.isalpha()}))
 
 
@@ -49,14 +51,13 @@ def _after_fade(words: list[str], i: int) -> bool:
 
 def _boundary(words: list[str], j: int) -> tuple[str, int] | None:
     j = _skip(words, j, _ARTICLES)
+    j = _skip(words, j, _START_OF)  # "at the start of the next bar"
     after_next = _skip(words, j, _NEXT)
     for length in (4, 2, 1):
         phrase = " ".join(words[after_next:after_next + length])
         unit = _UNIT_WORDS.get(phrase)
         if unit is None or len(words[after_next:after_next + length]) < length:
             continue
-        if phrase in ("one", "1", "downbeat") and after_next != j:
-            continue  # "on the next one" is a bar too, but via "next one"; "on the next 1 ..." is a count
         if phrase == "beat" and after_next == j and j > 0 and words[j - 1] not in _ARTICLES:
             return None  # "on beat" alone is not a boundary someone says
         return str(Timing(1, unit)), after_next + length
@@ -65,7 +66,8 @@ def _boundary(words: list[str], j: int) -> tuple[str, int] | None:
 
 def _count(words: list[str], j: int) -> tuple[str, int] | None:
     j = _skip(words, j, ("another", "the next"))
-    number = read_number(words, j)
+    couple = _skip(words, j, ("a couple of", "a couple", "couple of"))
+    number = (2.0, couple) if couple != j else read_number(words, j)
     if number is None:
         if j < len(words) and words[j] in ("a", "one"):
             value, j = 1.0, j + 1
@@ -78,7 +80,8 @@ def _count(words: list[str], j: int) -> tuple[str, int] | None:
         return None
     if value != int(value) or not 1 <= value <= MAX_COUNT:
         return None
-    return str(Timing(int(value), unit)), j + 1
+    end = _skip(words, j + 1, ("time", "from now"))  # "in four beats time"
+    return str(Timing(int(value), unit)), end
 
 
 def _skip(words: list[str], j: int, phrases: tuple[str, ...]) -> int:
