@@ -13,6 +13,8 @@ from dataclasses import dataclass, fields
 from enum import Enum
 from typing import Any, Iterable
 
+from stemd.control.timing import Timing, TimingError, canonical_timing, parse_timing
+
 
 class CommandError(ValueError):
     """A command (or its JSON) that breaks the vocabulary; the message is meant for the performer."""
@@ -34,6 +36,7 @@ class Action(str, Enum):
     REFINE = "refine"
     RESET = "reset"
     TEMPO = "tempo"
+    CANCEL = "cancel"
 
 
 ALL = "all"
@@ -43,7 +46,8 @@ STEMS_6 = STEMS_4 + ("guitar", "piano")
 # complement of vocals.
 KNOWN_STEMS = STEMS_6 + ("accompaniment",)
 DRUM_PARTS = ("kick", "snare", "hats")
-REFINE_MODES = ("clean", "dereverb", "off")
+# "clean+dereverb" stacks both on one stem (Wiener re-masking, then WPE on the cleaned stem).
+REFINE_MODES = ("clean", "dereverb", "clean+dereverb", "off")
 DIRECTIONS = ("in", "out")
 
 MAX_ABS_DB = 60.0
@@ -63,7 +67,13 @@ _SCHEMA: dict[Action, dict[str, bool]] = {
     Action.REFINE: {"stem": True, "mode": True},
     Action.RESET: {},
     Action.TEMPO: {"bpm": True},
+    Action.CANCEL: {},  # drops every command still waiting for its boundary
 }
+# Mixer actions that may wait for a musical boundary (control/timing.py): `at` comes last in their JSON.
+TIMED_ACTIONS = (Action.MUTE, Action.UNMUTE, Action.SOLO, Action.UNSOLO, Action.GAIN, Action.FADE,
+                 Action.LOOP, Action.UNLOOP, Action.RESET)
+for _action in TIMED_ACTIONS:
+    _SCHEMA[_action]["at"] = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +93,7 @@ class Command:
     part: str | None = None
     mode: str | None = None
     bpm: float | None = None
+    at: str | None = None  # the boundary it waits for ("bar", "4 beats"); None = at once
 
     def __post_init__(self) -> None:
         try:
@@ -137,6 +148,11 @@ class Command:
             if not MIN_BPM <= bpm <= MAX_BPM:
                 raise CommandError(f"{a}: bpm must be between {MIN_BPM:g} and {MAX_BPM:g}, got {bpm:g}")
             object.__setattr__(self, "bpm", bpm)
+        if self.at is not None:
+            try:
+                object.__setattr__(self, "at", canonical_timing(self.at))
+            except TimingError as exc:
+                raise CommandError(f"{a}: {exc}") from None
 
     def to_dict(self) -> dict[str, Any]:
         """Canonical mapping: `action` first, then the action's fields in schema order, unset omitted."""
@@ -146,6 +162,16 @@ class Command:
             if value is not None:
                 out[name] = value
         return out
+
+    @property
+    def timing(self) -> Timing | None:
+        return parse_timing(self.at) if self.at is not None else None
+
+    def timed(self, at: str | None) -> "Command":
+        """This command waiting for `at` (None: at once); actions that cannot wait stay as they are."""
+        if self.action not in TIMED_ACTIONS:
+            return self
+        return Command.from_dict({**self.to_dict(), "at": at}) if at != self.at else self
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"))

@@ -232,7 +232,8 @@ class Daemon:
 
     def _make_mixer(self, rate: int, latency: int) -> Mixer:
         m, t = self.config.mixer, self.config.transport
-        clock = BeatClock(rate, t.bpm, t.beats_per_bar)
+        clock = BeatClock(rate, t.bpm, t.beats_per_bar, phrase_bars=t.phrase_bars)
+        self.session.quantize = t.quantize
         # MIDI clock and JACK transport keep time with the input, which the performer hears L later.
         clock.input_latency = latency
         mixer = Mixer(self.sources, rate, MAX_BLOCK, ramp_ms=m.ramp_ms, fade_beats=m.fade_beats,

@@ -26,6 +26,7 @@ from stemd.daemon.loops import LoopEngine
 from stemd.daemon.transport import BeatClock
 
 MIN_DB = -60.0
+PENDING_SLOTS = 32  # commands that may wait for a boundary at once (the Session refuses beyond)
 
 
 def db_to_gain(db: float) -> float:
@@ -83,7 +84,7 @@ class Mixer:
 
     OWNED_ACTIONS = frozenset(
         {Action.MUTE, Action.UNMUTE, Action.SOLO, Action.UNSOLO, Action.GAIN, Action.FADE, Action.RESET,
-         Action.TEMPO, Action.LOOP, Action.UNLOOP}
+         Action.TEMPO, Action.LOOP, Action.UNLOOP, Action.CANCEL}
     )
 
     def __init__(
@@ -128,6 +129,11 @@ class Mixer:
         self._fade_at = np.full(n, -1, np.int64)  # frame a quantized fade starts at, -1 = none pending
         self._fade_target = np.zeros(n)
         self._fade_len = np.zeros(n, np.int64)
+        self._at = 0  # frame the command being applied takes effect at (> frame: a timed command)
+        self._pending: list[Command | None] = [None] * PENDING_SLOTS  # timed commands, by slot
+        self._pending_at = [-1] * PENDING_SLOTS  # the frame each slot waits for, -1 = free
+        self._waiting = 0  # slots in use
+        self.pending_dropped = 0  # timed commands that found every slot taken (the Session prevents it)
         self.loops = LoopEngine(self.stems, sample_rate, max_block, self.clock, loop_max_s,
                                 loop_crossfade_ms, drum_parts)
         self._scaled = np.empty((2, max_block), dtype=np.float32)
@@ -151,6 +157,7 @@ class Mixer:
         n = out.shape[1]
         self.clock.mark(frame, n)
         self._drain()
+        self._run_due(frame + n)
         self.loops.record(stems, frame, n)
         out.fill(0.0)
         for s in range(len(self.stems)):
@@ -200,17 +207,55 @@ class Mixer:
                 return
             self.apply(command)
 
+    def _hold(self, command: Command) -> None:
+        """Keep a timed command in a free slot until the block that holds its boundary."""
+        at = self._pending_at
+        for slot in range(PENDING_SLOTS):
+            if at[slot] < 0:
+                self._pending[slot] = command
+                at[slot] = self.clock.boundary(self.frame, command.timing)
+                self._waiting += 1
+                return
+        self.pending_dropped += 1
+
+    def _run_due(self, block_end: int) -> None:
+        """Apply, in boundary order, the timed commands whose boundary falls in this block: their
+        ramps, fades and loops start on that very sample (the block is split there downstream).
+        Scalar loops over the slots, so the callback allocates nothing."""
+        at = self._pending_at
+        while self._waiting:
+            slot, soonest = -1, block_end
+            for i in range(PENDING_SLOTS):
+                if 0 <= at[i] < soonest:
+                    slot, soonest = i, int(at[i])
+            if slot < 0:
+                return
+            command = self._pending[slot]
+            at[slot], self._pending[slot] = -1, None
+            self._waiting -= 1
+            self._at = max(soonest, self.frame)
+            self._execute(command)
+            self._at = self.frame
+
     # ---- command semantics (called on the RT thread through the queue, or directly in tests) ------
 
     def apply(self, command: Command) -> bool:
-        """Apply one Command; False if the mixer does not own its action (routed elsewhere)."""
-        handler = _HANDLERS.get(command.action)
-        if handler is None:
+        """Apply one Command, or hold it for its boundary when it is timed (`at`); False if the mixer
+        does not own its action (routed elsewhere)."""
+        if command.action not in _HANDLERS:
             return False
-        handler(self, command)
+        if command.at is not None:
+            self._hold(command)
+            self.version += 1
+            return True
+        self._at = self.frame
+        self._execute(command)
+        return True
+
+    def _execute(self, command: Command) -> None:
+        _HANDLERS[command.action](self, command)
         self.version += 1
         self.applied += 1
-        return True
 
     def _targets(self, stem: str | None) -> range | tuple[int, ...]:
         if stem is None or stem == ALL:
@@ -231,7 +276,11 @@ class Mixer:
                 if self._fade_target[s] == target:
                     continue
                 self._fade_at[s] = -1
-            if self._gain.target[s] != target:
+            if self._gain.target[s] == target:
+                continue
+            if self._at > self.frame:  # a timed command: the ramp starts on its boundary's sample
+                self._fade_at[s], self._fade_target[s], self._fade_len[s] = self._at, target, self.ramp_samples
+            else:
                 self._gain.ramp_to(s, target, self.ramp_samples)
 
     def _mute(self, command: Command) -> None:
@@ -274,7 +323,7 @@ class Mixer:
         already counts as muted (state feedback shows the end state at once)."""
         beats = command.beats if command.beats is not None else self.fade_beats
         samples = max(self.ramp_samples, self.clock.beats_to_samples(beats))
-        start = self.clock.next_boundary(self.frame)
+        start = self.clock.next_boundary(self._at)
         any_solo = bool(self.soloed.any())
         for s in self._targets(command.stem):
             self.muted[s] = command.direction == "out"
@@ -293,7 +342,7 @@ class Mixer:
         self.muted[:] = False
         self.soloed[:] = False
         self._retarget()
-        self.loops.release_now(self.frame)
+        self.loops.release_now(self._at)
 
     def _tempo(self, command: Command) -> None:
         self.clock.set_tempo(command.bpm, "command")
@@ -301,11 +350,17 @@ class Mixer:
     def _loop(self, command: Command) -> None:
         beats = command.beats if command.beats is not None else self.loop_beats
         for s in self._targets(command.stem):
-            self.loops.arm(s, beats, command.part, self.frame)
+            self.loops.arm(s, beats, command.part, self._at)
 
     def _unloop(self, command: Command) -> None:
         for s in self._targets(command.stem):
-            self.loops.release(s, self.frame)
+            self.loops.release(s, self._at)
+
+    def _cancel(self, command: Command) -> None:
+        """Drop every command still waiting for its boundary ("cancel", "never mind")."""
+        for slot in range(PENDING_SLOTS):
+            self._pending_at[slot], self._pending[slot] = -1, None
+        self._waiting = 0
 
     # ---- non-real-time readers --------------------------------------------------------------------
 
@@ -327,8 +382,17 @@ class Mixer:
             "bpm": float(self.bpm),
             "loops": loops,
             "transport": self.clock.snapshot(),
+            "pending": self.pending(),
             "version": int(self.version),
         }
+
+    def pending(self) -> list[dict[str, Any]]:
+        """Timed commands still waiting, soonest first: the command, its boundary, the frame it lands
+        on and how many beats away that is (status `pending`, OSC `/stemd/pending`)."""
+        slots = [(int(self._pending_at[i]), self._pending[i]) for i in range(PENDING_SLOTS)]
+        spb = self.clock.samples_per_beat
+        return [{"command": c.to_dict(), "at": c.at, "frame": at, "beats_left": round(max(0, at - self.frame) / spb, 3)}
+                for at, c in sorted(((a, c) for a, c in slots if a >= 0 and c is not None), key=lambda x: x[0])]
 
     def take_peaks(self) -> dict[str, float]:
         """Peak level per stem since the last call (meters); resets the hold."""
@@ -348,4 +412,5 @@ _HANDLERS = {
     Action.TEMPO: Mixer._tempo,
     Action.LOOP: Mixer._loop,
     Action.UNLOOP: Mixer._unloop,
+    Action.CANCEL: Mixer._cancel,
 }

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from stemd.control.commands import Action, Command, CommandError, IntentRejected
-from stemd.daemon.mixer import Mixer
+from stemd.control.timing import QUANTIZE_OFF
+from stemd.daemon.mixer import PENDING_SLOTS, Mixer
 from stemd.daemon.stem_map import route
 
 Parser = Callable[[str], list[Command]]
@@ -48,6 +49,9 @@ class Session:
     # The parser's layers (grammar, semantic, audio routing, pronouns) and why each is on or off, for
     # status; set with the parser (control/intent/context.Conversation.attach).
     parser_status: Callable[[], dict[str, Any]] | None = None
+    # Launch quantize of direct controls (OSC stem addresses, MIDI bindings): "off" or a timing
+    # ("bar"); [transport] quantize. Sentences carry their own timing words instead.
+    quantize: str = QUANTIZE_OFF
     _listeners: list[Listener] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -69,6 +73,7 @@ class Session:
             action = r.command.action
             if action not in Mixer.OWNED_ACTIONS and action not in self.routes:
                 raise CommandError(f"{action.value} is not available in this daemon")
+        self._check_timing([r.command for r in routed])
         with self._lock:
             for r in routed:
                 self._deliver(r.command)
@@ -76,6 +81,25 @@ class Session:
         for listener in list(self._listeners):
             listener(applied)
         return applied
+
+    def direct(self, command: Command) -> Command:
+        """A direct control's command under the launch quantize (faders and tempo stay immediate:
+        a level that waits for the bar is a fader that lags)."""
+        if self.quantize == QUANTIZE_OFF or command.at is not None or command.absolute:
+            return command
+        return command.timed(self.quantize)
+
+    def _check_timing(self, commands: Sequence[Command]) -> None:
+        """Refuse timed commands the beat clock cannot place: no tempo source (the configured default
+        is a guess, never a bar line) or every pending slot taken."""
+        timed = sum(c.at is not None for c in commands)
+        if not timed:
+            return
+        if not self.mixer.clock.has_tempo:
+            raise CommandError("no tempo to count bars with: tap it (/stemd/tap), set it (\"tempo 124\"), "
+                               "send MIDI clock or JACK transport, or play drums for the estimate")
+        if len(self.mixer.pending()) + timed > PENDING_SLOTS:
+            raise CommandError(f"{PENDING_SLOTS} commands are already waiting for a boundary; say \"cancel\"")
 
     def intent(self, text: str, source: str = "") -> Applied:
         """Parse a sentence and apply it; IntentRejected carries the parser's reason."""

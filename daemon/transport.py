@@ -33,6 +33,7 @@ from typing import Any, Callable, NamedTuple
 import jack
 
 from stemd.control.commands import MAX_BPM, MIN_BPM
+from stemd.control.timing import Timing
 
 PRIORITY = {"midi": 0, "jack": 1, "osc": 2, "tap": 2, "command": 2, "estimate": 3}
 HOLD_S = {0: 2.0, 1: 0.5, 2: math.inf, 3: math.inf}  # how long a source stays live after it spoke
@@ -53,8 +54,9 @@ class BeatClock:
     """Tempo truth of the daemon: sources in priority order, tap tempo, and the beat grid."""
 
     def __init__(self, sample_rate: int, bpm: float = 120.0, beats_per_bar: int = 4,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, phrase_bars: int = 4) -> None:
         self.sample_rate = sample_rate
+        self.phrase_bars = phrase_bars
         self._now = clock
         self.grid = Grid(0.0, 0.0, 60.0 * sample_rate / bpm, beats_per_bar)
         self.source = "default"
@@ -85,13 +87,28 @@ class BeatClock:
         g = self.grid
         return g.beat + (frame - g.anchor) / g.spb
 
-    def next_boundary(self, sample_time: int, beats: float = 1.0) -> int:
+    def next_boundary(self, sample_time: int, beats: float = 1.0, count: int = 1) -> int:
         """The first frame at or after `sample_time` that starts a beat (or a group of `beats` beats,
-        counted from a downbeat: `beats=beats_per_bar` gives the next bar line)."""
+        counted from a downbeat: `beats=beats_per_bar` gives the next bar line); `count` > 1 gives
+        the count-th such boundary from there."""
         g = self.grid
         position = g.beat + (sample_time - g.anchor) / g.spb
-        k = math.ceil(position / beats - 1e-9) * beats
+        # The frame of a boundary is the first sample at or after its exact time, so a position less
+        # than one sample past a boundary is that boundary (a timed command's frame is one).
+        k = (math.ceil((position - (1.0 - 1e-6) / g.spb) / beats) + count - 1) * beats
         return max(sample_time, math.ceil(g.anchor + (k - g.beat) * g.spb - 1e-6))
+
+    def boundary(self, sample_time: int, timing: Timing) -> int:
+        """The frame a command timed `timing` ("bar", "4 beats", "phrase") lands on: as the grid is
+        the heard one, that is the sample the performer hears the boundary at."""
+        unit = timing.beats(self.beats_per_bar, self.phrase_bars)
+        return self.next_boundary(sample_time, unit, timing.count)
+
+    @property
+    def has_tempo(self) -> bool:
+        """False until some source (MIDI, JACK, hand-set, the estimate) set the tempo: the configured
+        default is a guess, and a timed command must not land on a guessed bar line."""
+        return self.source != "default"
 
     def beats_to_samples(self, beats: float) -> int:
         return round(beats * self.grid.spb)

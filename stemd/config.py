@@ -16,6 +16,7 @@ from types import SimpleNamespace
 from typing import Any, Callable
 
 from stemd.control.commands import REFINE_MODES
+from stemd.control.timing import check_quantize
 from stemd.control.midi.mapping import MIDI_MAP_DOC, check_entry, check_map_files
 
 
@@ -115,7 +116,7 @@ SCHEMA: dict[str, Section] = {
             ),
             "threads": Key(0, "Torch intra-op threads in the worker; 0 = all cores but one.", min=0, max=256),
             "refine_default": Key("off", "Refiner mode at start for every stem.", choices=REFINE_MODES),
-            "refiner": Key(True, "Install the refiner (refine commands: clean, dereverb). Its STFT adds "
+            "refiner": Key(True, "Install the refiner (refine commands: clean, dereverb, both). Its STFT adds "
                                  "17 ms to the latency whether or not a stem is refined; false saves that."),
             "refine_budget": Key(0.3, "Largest share of real time the refiner may take; above it, it turns the "
                                       "costliest refined stem off and says so in status.", min=0.001, max=1.0),
@@ -147,6 +148,12 @@ SCHEMA: dict[str, Section] = {
             "bpm": Key(120.0, "Tempo until a clock source (MIDI clock, JACK transport, tap) sets one.",
                        min=20.0, max=400.0),
             "beats_per_bar": Key(4, "Beats per bar when no tempo source says otherwise.", min=1, max=32),
+            "phrase_bars": Key(4, "Bars per phrase, for \"drop the vocals at the next phrase\".", min=1, max=64),
+            "quantize": Key(
+                "off", "Launch quantize of direct controls (OSC stem addresses, MIDI buttons): \"off\" applies\n"
+                "at once; \"beat\", \"bar\", \"phrase\" or \"2 bars\" waits for that boundary. Faders stay immediate.",
+                check=check_quantize,
+            ),
             "estimate": Key(
                 True, "Follow the tempo of the drums stem while no MIDI clock, JACK transport or hand-set\n"
                 "tempo (OSC /stemd/tempo, tap, a tempo command) holds the clock.",

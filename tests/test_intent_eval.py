@@ -59,3 +59,23 @@ def test_vocabulary_covers_every_phrase_the_grammar_accepts():
         if row["layer"] == "grammar" and row["expect"]:
             words = [w for w in normalize(row["text"]) if w != "," and not w.lstrip("+-").replace(".", "").isdigit()]
             assert set(words) <= vocab, (row["text"], set(words) - vocab)
+
+
+def test_a_held_out_split_is_kept_and_the_bench_reports_it_without_its_misses():
+    """Rows marked split=heldout are scored by `stemd bench intent` but their misses stay hidden unless
+    asked for, so tuning the grammar cannot look at them."""
+    from stemd.benchmarks.intent import run
+    from stemd.control.intent.evaluation import HELDOUT, split_of
+
+    heldout = [r for r in ROWS if split_of(r) == HELDOUT]
+    assert len(heldout) >= 30
+    families = {"timing", "timing_reject", "cancel", "stacked_refine", "stem_list", "loop_release", "restore"}
+    assert families <= {r["category"] for r in heldout}
+    assert families <= {r["category"] for r in ROWS if split_of(r) == "dev"}
+    wrong = {"text": "silence the vocals for me", "expect": [{"action": "solo", "stem": "vocals"}], "category": "mute",
+             "layer": "grammar", "split": HELDOUT}  # a held-out row the parser misses
+    rows = [r for r in ROWS if split_of(r) == "dev"][:20] + [wrong]
+    hidden, shown = run("grammar", parse, rows, 1), run("grammar", parse, rows, 1, show_heldout=True)
+    assert hidden["heldout_rows"] == 1 and hidden["heldout_exact"] == 0.0 and hidden["dev_exact"] == 1.0
+    assert "silence the vocals for me" not in [m["text"] for m in hidden["misses"]]
+    assert "silence the vocals for me" in [m["text"] for m in shown["misses"]]

@@ -219,3 +219,34 @@ def test_a_refiner_over_its_budget_is_bypassed_and_the_status_says_so(jackd, tmp
     assert "dereverb bypassed" in refine["bypassed"]["vocals"], refine
     assert "vocals dereverb (off: dereverb bypassed" in status_text, status_text
     assert refine["modes"]["vocals"] == "dereverb"  # what was asked stays shown next to why it is not running
+
+
+def test_clean_and_dereverb_stack_on_one_stem():
+    """ "clean vocals, no reverb": a reverberant vocal that also bleeds into the other stems; the
+    stacked mode (WPE, then Wiener re-masking) scores better than no refiner and than clean-up alone."""
+    result = bench.measure_stacked(seconds=4.0)
+    gain = result["sdr_after"] - result["sdr_before"]
+    si_gain = result["si_sdr_after"] - result["si_sdr_before"]
+    print(f"stacked +{gain:.2f} dB SDR, +{si_gain:.2f} dB SI-SDR; alone {result['alone_sdr_gain_db']}")
+    # measured +0.45 dB SDR, +1.0 dB SI-SDR; clean alone -0.9 dB, dereverb alone +0.7 dB SDR
+    assert gain > 0.2 and si_gain > 0.5
+    assert gain > result["alone_sdr_gain_db"]["clean"] + 0.5
+
+
+def test_a_stacked_stem_switches_mode_without_running_a_filter_twice():
+    """dereverb -> clean+dereverb -> clean: each mode's WPE filter sees its input once per frame (two
+    filters while fading), and the output stays finite and close to the input's level."""
+    stems = _song_stems(2.0)
+    refiner = Refiner(list(STEMS), RATE, bench.BLOCK, budget=float("inf"))
+    switches = {4: "dereverb", 12: "clean+dereverb", 24: "clean"}
+    pieces = []
+    for k, at in enumerate(range(0, stems.shape[2] // bench.BLOCK * bench.BLOCK, bench.BLOCK)):
+        if k in switches:
+            refiner.set_mode("vocals", switches[k])
+        pieces.append(refiner.process(stems[:, :, at:at + bench.BLOCK], RATE))
+        if k == 13:  # mid-fade: the old and the new mode each have their own filter
+            assert set(refiner._wpe) == {("vocals", "dereverb"), ("vocals", "clean+dereverb")}
+    out = np.concatenate(pieces, axis=2)
+    assert np.isfinite(out).all() and not refiner._wpe  # clean alone needs no WPE
+    level = np.sqrt(np.mean(out[0, :, -bench.BLOCK * 4:] ** 2)) / np.sqrt(np.mean(stems[0] ** 2))
+    assert 0.3 < level < 1.5

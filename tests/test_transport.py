@@ -32,8 +32,10 @@ def test_next_boundary_is_the_first_beat_sample_at_or_after(sr, bpm):
     for frame in [0, 1, round(spb), round(spb) + 1] + list(rng.integers(0, 100 * sr, 200)):
         frame = int(frame)
         b = clock.next_boundary(frame)
-        k = math.ceil(frame / spb - 1e-9)
+        # a beat starts on the first sample at or after its exact time, so that sample is its boundary
+        k = math.ceil((frame - 1 + 1e-6) / spb)
         assert b == max(frame, math.ceil(k * spb - 1e-6))
+        assert clock.next_boundary(b) == b  # a boundary is its own next boundary
         assert frame <= b < frame + spb + 1
         bar = clock.next_boundary(frame, 4)
         past_bar_line = (clock.beat_at(bar) - 4 * round(clock.beat_at(bar) / 4)) * spb

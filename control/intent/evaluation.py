@@ -3,7 +3,9 @@
 Each row: {"text", "expect": [canonical command dicts] or null (must be rejected), "category",
 "layer": "grammar" (the grammar alone must get it) or "semantic" (needs the semantic layer)}, and
 optionally "after": the sentence said just before, whose stems "it"/"them" in "text" refer to (parsed
-by the same parser, outside the timing).
+by the same parser, outside the timing), and "split": "heldout" for rows kept out of tuning (every other
+row is "dev"): the bench reports both splits and lists only the dev split's misses, so whoever tunes
+the grammar sees the held-out score, not what it missed.
 """
 
 from __future__ import annotations
@@ -20,6 +22,13 @@ from stemd.control.commands import Command, IntentRejected
 from stemd.control.intent.context import referent_after
 
 EVAL_SET = Path(__file__).with_name("eval_set.jsonl")
+
+
+HELDOUT = "heldout"
+
+
+def split_of(row: dict[str, Any]) -> str:
+    return row.get("split", "dev")
 
 
 def load_eval_set(path: Path = EVAL_SET) -> list[dict[str, Any]]:

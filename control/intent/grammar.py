@@ -31,9 +31,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from stemd.control.commands import ALL, Command, CommandError
+from stemd.control.commands import ALL, TIMED_ACTIONS, Command, CommandError
 from stemd.control.intent.lexicon import INSTRUMENT_HOME, LEXICON, MAX_PHRASE
 from stemd.control.intent.numerals import read_number
+from stemd.control.intent.timing_words import read_timing
 
 
 class Unclear(Exception):
@@ -104,7 +105,10 @@ _IN_PARTICLES = ("in", "back", "on", "back in")
 _OUT_PARTICLES = ("out", "off", "away")
 _KEEP_PARTICLES = ("keep", "back", "back in")
 _QUESTION_OPENERS = ("is", "are", "was", "were", "did", "does", "am", "has", "have")
-_REMOVING = {"mute", "down", "dereverb", "clean", "refine_off"}
+_REMOVING = {"mute", "down", "dereverb", "clean", "clean+dereverb", "refine_off"}
+_RESTORING = ("restore", "return", "restores", "restored")  # the whole mix restored is a reset
+_REFINE_STACK = {"clean", "dereverb", "clean+dereverb"}
+_REFINE_VERBS = ("clean", "dereverb")
 _CLEAN_NUMBERS = re.compile(r"(?<![a-z0-9.])([+-]?\d+(?:\.\d+)?)\s*(db|dbs|bpm|beats?|bars?)\b")
 
 
@@ -125,6 +129,11 @@ def tokenize(text: str) -> list[Token]:
         if words[i] == ",":
             tokens.append(Token("sep", None, ","))
             i += 1
+            continue
+        timing = read_timing(words, i)
+        if timing is not None:
+            tokens.append(Token("timing", timing[0], " ".join(words[i:timing[1]])))
+            i = timing[1]
             continue
         number = read_number(words, i)
         if number is not None:
@@ -155,6 +164,8 @@ def _in_context(token: Token, before: list[Token]) -> Token:
         return Token("stem", "drums", token.text)
     if token.kind == "except" and (prev is None or prev.kind != "all" and prev.value != "reset"):
         return Token("sep", None, token.text) if token.text == "but" else token
+    if token.text == "on" and prev is not None and prev.kind in ("reverb", "bleed", "refiner"):
+        return Token("filler", None, token.text)  # "the bleed on the vocals": a preposition, not "bring on"
     if token.text == "without" and prev is not None and (prev.kind == "all" or prev.value == "reset"):
         return Token("except", None, token.text)
     return token
@@ -170,9 +181,12 @@ def split_clauses(tokens: Sequence[Token]) -> list[Clause]:
             clauses.append(Clause(list(cur)))
             cur.clear()
 
-    for tok in tokens:
+    for index, tok in enumerate(tokens):
         if tok.kind == "sep":
             close()
+            continue
+        if _loop_noun(tokens, index):
+            cur.append(tok)  # "release the drum loop": the loop is the object, not a new action
             continue
         content = [t for t in cur if t.kind != "filler"]
         roles = [_role(t) for t in content]
@@ -194,6 +208,7 @@ def _merge_lists(clauses: list[Clause]) -> list[Clause]:
     vocals and the drums over 4 beats" (the length belongs to both). Kept apart when both carry
     numbers ("vocals up 3 dB and bass 2 dB"): the second then repeats the action with its own amount."""
     merged: list[Clause] = []
+    clauses = _lead_refiners(_lead_lists(clauses))
     for clause in clauses:
         roles = {_role(t) for t in clause.tokens if t.kind != "filler"}
         has_num = any(t.kind == "num" for t in clause.tokens)
@@ -207,6 +222,41 @@ def _merge_lists(clauses: list[Clause]) -> list[Clause]:
                 continue
         merged.append(clause)
     return merged
+
+
+def _loop_noun(tokens: Sequence[Token], index: int) -> bool:
+    """A "loop" right after a stem that ends its clause ("stop the vocal loop") names the loop."""
+    tok = tokens[index]
+    if tok.kind != "verb" or tok.value != "loop" or not index or tokens[index - 1].kind not in _TARGETS:
+        return False
+    rest = next((t for t in tokens[index + 1:] if t.kind != "filler"), None)
+    return rest is None or rest.kind == "sep"
+
+
+def _lead_refiners(clauses: list[Clause]) -> list[Clause]:
+    """A clause that is only a refine verb joins the next clause ("dereverb and clean the vocals")."""
+    out: list[Clause] = []
+    for clause in clauses:
+        if out and all(t.kind == "filler" or t.kind == "verb" and t.value in _REFINE_VERBS for t in out[-1].tokens):
+            out[-1] = Clause(out[-1].tokens + clause.tokens)
+        else:
+            out.append(clause)
+    return out
+
+
+def _lead_lists(clauses: list[Clause]) -> list[Clause]:
+    """A sentence that opens with stems and says the verb after them ("the vocals and bass only",
+    "vocals and drums up"): the opening stems join the first clause whose verb follows its stems."""
+    lead: list[Token] = []
+    for index, clause in enumerate(clauses):
+        roles = [_role(t) for t in clause.tokens if t.kind != "filler"]
+        if roles and set(roles) == {"T"}:
+            lead.extend(clause.tokens)
+            continue
+        if lead and roles and roles[0] == "T" and "V" in roles and "X" not in roles:
+            return [Clause(lead + clause.tokens)] + clauses[index + 1:]
+        return clauses
+    return clauses
 
 
 def _role(tok: Token) -> str:
@@ -236,6 +286,8 @@ def parse_clauses(text: str, settings: Settings = Settings(), referent: Referent
         except CommandError as exc:
             results.append(ClauseResult(clause.text, clause.tokens, unclear=Unclear(str(exc), clause.text)))
             previous = None
+    _sentence_timing(results)
+    _stack_refiners(results)
     return results
 
 
@@ -358,6 +410,8 @@ def _action(p: _Parts, previous: _Template | None) -> str:
         adding = strong & {"up", "unmute"} or particles & {"add", "give me"}
         if adding or not strong <= _REMOVING or not removing:
             raise Unclear("stemd can remove reverb or bleed from a stem, not add it")
+        if "reverb" in p.objects and ("bleed" in p.objects or "clean" in strong):
+            return "clean+dereverb"  # "clean the vocals, no reverb" in one breath
         return "dereverb" if "reverb" in p.objects else "clean"
     if "refiner" in p.objects:
         if strong <= {"mute", "refine_off"} and (strong or weak_out):
@@ -365,6 +419,15 @@ def _action(p: _Parts, previous: _Template | None) -> str:
         raise Unclear("which refiner mode? say \"clean up the vocals\" or \"dereverb the vocals\"")
     if len(strong) > 1 and strong <= {"mute", "down"} and any(u == "db" for _, u in p.numbers):
         strong = {"down"}
+    if "loop" in strong and len(strong) == 2 and strong & {"unloop", "mute"}:
+        strong = {"unloop"}  # "release the drum loop", "stop the vocal loop": the loop is the object
+    if strong == {"clean", "dereverb"}:
+        strong = {"clean+dereverb"}  # "dereverb and clean the vocals"
+    if "reset" in strong and strong <= {"reset", "unmute"}:
+        strong = {"reset"}  # "bring back the full mix", "restore the original mix"
+    restoring = any(t.kind == "verb" and t.text in _RESTORING for t in p.all_tokens)
+    if strong == {"unmute"} and restoring and p.targets and all(t.kind == "all" for t in p.targets):
+        strong = {"reset"}  # "restore the mix", "return the whole track": the mix as it was
     if len(strong) > 1:
         raise Unclear(f"two actions in one phrase ({' and '.join(sorted(strong))}); separate them with 'and'")
     if strong:
@@ -383,12 +446,96 @@ def _action(p: _Parts, previous: _Template | None) -> str:
         return previous.action
     if p.targets and p.numbers and all(u in ("db", None) for _, u in p.numbers):
         return "nudge"  # "drums -3 dB", "bass +2"
+    if p.targets and not p.numbers and _only_stems(p):
+        return "solo"  # "bass and drums": the stems to hear, the brief's multi-stem pass
     words = [t for t in p.all_tokens if t.kind == "filler"]
     raise Unclear("no action: say what to do (mute, solo, bring in, louder, loop, fade ...)",
                   unknown_words=len(words) >= 2)  # "let me hear the bass again": words the grammar skips
 
 
+_BARE_LIST_WORDS = ("the", "a", "please", "now", "okay", "ok", "just a", "right now")
+
+
+def _only_stems(p: _Parts) -> bool:
+    """A clause that is nothing but stem names ("bass and drums", "the vocals please"): any other word
+    ("the vocals need to go") leaves the meaning to the semantic layer, never to a guess."""
+    return all(t.kind in ("stem", "instrument") for t in p.targets) and all(
+        t.kind in ("stem", "instrument", "timing") or t.kind == "filler" and t.text in _BARE_LIST_WORDS
+        for t in p.all_tokens)
+
+
 def _interpret(
+    tokens: list[Token], previous: _Template | None, s: Settings, referent: Referent | None = None,
+) -> tuple[list[Intent], _Template | None]:
+    """The clause's Intents, each waiting for the clause's timing words when it has some."""
+    intents, template = _interpret_untimed(tokens, previous, s, referent)
+    return _clause_timing(intents, tokens), template
+
+
+def _clause_timing(intents: list[Intent], tokens: Sequence[Token]) -> list[Intent]:
+    """The clause's Intents under its timing words, if it has any (one timing per clause)."""
+    timings = {str(t.value) for t in tokens if t.kind == "timing"}
+    if len(timings) > 1:
+        raise Unclear(f"two timings in one phrase ({' and '.join(sorted(timings))}); say one")
+    return _timed(intents, timings.pop(), strict=True) if timings else intents
+
+
+def _timed(intents: list[Intent], at: str, strict: bool) -> list[Intent]:
+    """Intents waiting for `at`; one that cannot wait is refused (`strict`) or left immediate."""
+    out: list[Intent] = []
+    for i in intents:
+        if i.command.action not in TIMED_ACTIONS:
+            if strict:
+                raise Unclear(f"{i.command.action.value} cannot wait for a {at}: it applies at once; "
+                              "say it without the timing")
+            out.append(i)
+        else:
+            out.append(Intent(i.command if i.command.at else i.command.timed(at), i.instrument))
+    return out
+
+
+def _sentence_timing(results: list[ClauseResult]) -> None:
+    """One timing in a sentence times all of it ("drop the vocals, bring in the bass on the next bar");
+    with several, each clause keeps its own and the others apply at once."""
+    timed = [r for r in results if any(t.kind == "timing" for t in r.tokens)]
+    if len(timed) != 1 or timed[0].unclear is not None:
+        return
+    at = next(str(t.value) for t in timed[0].tokens if t.kind == "timing")
+    for r in results:
+        if r is not timed[0] and r.unclear is None:
+            r.intents = _timed(r.intents, at, strict=False)
+
+
+def _stack_refiners(results: list[ClauseResult]) -> None:
+    """Clean-up and dereverb asked for the same stem in one sentence stack into "clean+dereverb" (the
+    refiner runs both), in the first clause's place; a later "off" or a repeat simply follows."""
+    first: dict[str, tuple[ClauseResult, int]] = {}
+    for r in results:
+        if r.unclear is not None:
+            continue
+        kept: list[Intent] = []
+        for i in r.intents:
+            c = i.command
+            if c.action.value != "refine" or c.mode not in _REFINE_STACK:
+                kept.append(i)
+                continue
+            if c.stem not in first:
+                first[c.stem] = (r, len(kept))
+                kept.append(i)
+                continue
+            owner, at = first[c.stem]
+            earlier = owner.intents[at] if owner is not r else kept[at]
+            modes = set(earlier.command.mode.split("+")) | set(c.mode.split("+"))
+            mode = "clean+dereverb" if modes == {"clean", "dereverb"} else c.mode
+            stacked = Intent(Command("refine", stem=c.stem, mode=mode), earlier.instrument)
+            if owner is r:
+                kept[at] = stacked
+            else:
+                owner.intents[at] = stacked
+        r.intents = kept
+
+
+def _interpret_untimed(
     tokens: list[Token], previous: _Template | None, s: Settings, referent: Referent | None = None,
 ) -> tuple[list[Intent], _Template | None]:
     p = _collect(tokens)
@@ -402,6 +549,8 @@ def _interpret(
         vocals = Token("stem", "vocals", "vocals")
         return [Intent(Command(action, stem="vocals"))], _Template(action, action, (), (vocals,))
     action = _action(p, previous)
+    if action in _REFINE_STACK and not p.targets and previous is not None and previous.command == "refine":
+        p.targets = list(previous.targets)  # "clean the vocals, no reverb": the same stems
     if referent is not None:
         action = _refer(p, referent, action, tokens)
     repeats = previous is not None and action == previous.action and not (p.strong or p.weak or p.objects)
@@ -468,7 +617,7 @@ def _dispatch(action: str, p: _Parts, s: Settings) -> tuple[list[Intent], _Templ
         if not p.targets or all(t.kind in ("all", "it") for t in p.targets):
             return [Intent(Command("unsolo"))], None
         return _with_template(action, "unsolo", {}, _need_targets(p, "unsolo"))
-    if action in ("clean", "dereverb", "refine_off"):
+    if action in ("clean", "dereverb", "clean+dereverb", "refine_off"):
         _no_numbers(p, "refine")
         mode = "off" if action == "refine_off" else action
         return _with_template(action, "refine", {"mode": mode}, _need_targets(p, "refine"))
@@ -477,6 +626,10 @@ def _dispatch(action: str, p: _Parts, s: Settings) -> tuple[list[Intent], _Templ
         if any(t.kind not in ("all", "it") for t in p.targets):
             raise Unclear("reset acts on the whole mix; to restore one stem say \"unmute the drums\"")
         return [Intent(Command("reset"))], None
+    if action == "cancel":
+        if any(t.kind != "it" for t in p.targets) or p.numbers:  # "never mind that" is still all of it
+            raise Unclear("cancel drops every command still waiting for its beat; say \"cancel\" alone")
+        return [Intent(Command("cancel"))], None
     if action == "tempo":
         bpms = [n for n, u in p.numbers if u in (None, "bpm")]
         if len(bpms) != 1 or p.targets:
@@ -591,7 +744,7 @@ def interpret_with_action(
     if not [t for t in p.targets if t.kind != "it"] and action not in ("reset", "unsolo", "unloop"):
         raise Unclear(f"{action} what? name a stem (vocals, drums, bass, other)")
     p.strong = [action]
-    return _dispatch(action, p, settings)[0]
+    return _clause_timing(_dispatch(action, p, settings)[0], content)  # "make the vocals vanish on the one"
 
 
 def masked_text(content: Sequence[Token]) -> str:

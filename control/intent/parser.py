@@ -15,7 +15,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from stemd.control.commands import Command, CommandError, IntentRejected
-from stemd.control.intent import lexicon, numerals
+from stemd.control.intent import lexicon, numerals, timing_words
 from stemd.control.intent.grammar import (
     Intent, Referent, Settings, Unclear, interpret_with_action, masked_text, parse_clauses,
 )
@@ -141,6 +141,7 @@ class IntentParser:
         """Every word the grammar knows (for a restricted speech-recognition grammar)."""
         words = {w for phrase in lexicon.LEXICON for w in phrase.split()}
         words.update(numerals.WORDS)
+        words.update(timing_words.WORDS)
         words.update(("and", "a"))
         return sorted(w for w in words if w.isascii() and w.replace("'", "").isalpha())
 

@@ -269,7 +269,7 @@ class MidiController:
             if binding.intent is not None:
                 self.session.intent(binding.intent, source="midi")
             else:
-                self.session.submit([command or binding.command], source="midi")
+                self.session.submit([self.session.direct(command or binding.command)], source="midi")
         except (CommandError, QueueFull) as exc:
             self.stats["refused"] += 1
             log.warning("MIDI %s: %s", binding.describe(), exc)

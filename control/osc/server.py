@@ -274,7 +274,7 @@ class OscServer:
         match = _STEM_ADDRESS.fullmatch(address)
         if match and match.group(2) in self._stem_routes:
             stem, control = match.groups()
-            return self._submit([self._stem_routes[control](address, stem, args)], client)
+            return self._submit([self.session.direct(self._stem_routes[control](address, stem, args))], client)
         raise OscArgumentError(f"unknown address {_clip(address)!r}; see the OSC namespace in docs/architecture.md")
 
     # ---- sending ----------------------------------------------------------------------------------
@@ -383,7 +383,8 @@ class OscServer:
         matched = [handler.args[0] for handler in dispatcher.handlers_for_address(pattern)]
         if not matched:
             raise OscArgumentError(f"pattern {_clip(pattern)!r} matches no address")
-        return self._submit([self._stem_routes[c](pattern, stem, args) for stem, c in matched], client)
+        return self._submit([self.session.direct(self._stem_routes[c](pattern, stem, args)) for stem, c in matched],
+                            client)
 
     @property
     def _top_db(self) -> float:

@@ -1,4 +1,4 @@
-"""The refiner: per-stem `clean` / `dereverb` / `off` on the stem stream, switched with a crossfade,
+"""The refiner: per-stem `clean` / `dereverb` / `clean+dereverb` / `off` on the stem stream, switched with a crossfade,
 within a share of real time.
 
 One streaming STFT carries every stem (Hann windows, 75% overlap), so the refiner's delay is fixed
@@ -29,7 +29,13 @@ FADE_S = 0.05
 DEREVERB_MAX_HZ = 8000.0
 BUDGET = 0.3  # largest share of real time the refiner may use before it bypasses a stem
 LOAD_SMOOTHING = 0.1  # per call; about 10 hops of memory
-COST_ORDER = ("dereverb", "clean")  # which mode to bypass first when over budget
+STACKED = "clean+dereverb"
+COST_ORDER = (STACKED, "dereverb", "clean")  # which mode to bypass first when over budget
+
+
+def _uses(mode: str | None, stage: str) -> bool:
+    """Whether `mode` runs `stage` ("clean" or "dereverb"); "clean+dereverb" runs both, in that order."""
+    return mode is not None and stage in mode.split("+")
 
 
 class Refiner:
@@ -55,7 +61,7 @@ class Refiner:
         self.stft.reset()
         self._previous: dict[str, str] = {}  # stem -> mode it is fading from
         self._fade: dict[str, int] = {}  # stem -> frames of the fade done
-        self._wpe: dict[str, OnlineWpe] = {}
+        self._wpe: dict[tuple[str, str], OnlineWpe] = {}
         self._wiener: StreamingWiener | None = None
 
     def set_mode(self, stem: str, mode: str) -> None:
@@ -110,7 +116,7 @@ class Refiner:
             return spectra
         frames, bins, _ = spectra.shape
         stems = spectra.reshape(frames, bins, len(self.sources), 2)
-        cleaned = self._clean(stems) if "clean" in wanted else None
+        cleaned = self._clean(self._clean_input(stems)) if any(_uses(m, "clean") for m in wanted) else None
         out = stems.copy()
         for i, stem in enumerate(self.sources):
             new = self._mode_output(stem, self.modes[stem], stems[:, :, i], cleaned, i)
@@ -129,16 +135,41 @@ class Refiner:
 
     def _drop_unused(self, wanted: set[str | None]) -> None:
         """Forget the state of modes no stem uses any more: a later switch starts them afresh."""
-        for stem in list(self._wpe):
-            if "dereverb" not in (self.modes[stem], self._previous.get(stem)):
-                del self._wpe[stem]
-        if "clean" not in wanted:
+        for stem, mode in list(self._wpe):
+            if mode not in (self.modes[stem], self._previous.get(stem)):
+                del self._wpe[stem, mode]
+        if not any(_uses(m, "clean") for m in wanted):
             self._wiener = None
 
     def _end_fade(self, stem: str, frames: int) -> None:
         self._fade[stem] += frames
         if self._fade[stem] >= self._fade_frames:
             del self._previous[stem], self._fade[stem]
+
+    def _clean_input(self, stems: np.ndarray) -> np.ndarray:
+        """What the clean-up re-masks: the stems, with a stem under "clean+dereverb" dereverbed first
+        (WPE on the stem as separated, then Wiener on the drier stem: 0.6 dB better on the bench than
+        the other order, which re-masks reverb the filter then cannot model). During that stem's
+        switch fade both of its sounds take their clean-up from this one input."""
+        stacked = [i for i, stem in enumerate(self.sources)
+                   if STACKED in (self.modes[stem], self._previous.get(stem))]
+        if not stacked:
+            return stems
+        out = stems.copy()
+        for i in stacked:
+            out[:, :, i] = self._dereverb(self.sources[i], STACKED, stems[:, :, i])
+        return out
+
+    def _dereverb(self, stem: str, mode: str, spectrum: np.ndarray) -> np.ndarray:
+        """Online WPE over the band where reverb carries; one filter per stem and mode, so while
+        "dereverb" fades into "clean+dereverb" each filter sees its own input once per frame."""
+        band = min(spectrum.shape[1], round(DEREVERB_MAX_HZ * N_FFT / self.rate) + 1)
+        wpe = self._wpe.get((stem, mode))
+        if wpe is None:
+            wpe = self._wpe[stem, mode] = OnlineWpe(band, spectrum.shape[2])
+        out = spectrum.copy()
+        out[:, :band] = np.stack([wpe.step(frame[:band]) for frame in spectrum])
+        return out
 
     def _clean(self, stems: np.ndarray) -> np.ndarray:
         if self._wiener is None:
@@ -148,15 +179,10 @@ class Refiner:
 
     def _mode_output(self, stem: str, mode: str, spectrum: np.ndarray, cleaned: np.ndarray | None,
                      index: int) -> np.ndarray:
-        """One stem's [T, F, 2] frames under `mode`."""
-        if mode == "clean":
+        """One stem's [T, F, 2] frames under `mode` (clean-up output already holds the dereverb of a
+        "clean+dereverb" stem: see `_clean_input`)."""
+        if _uses(mode, "clean"):
             return cleaned[:, :, index]
         if mode == "dereverb":
-            band = min(spectrum.shape[1], round(DEREVERB_MAX_HZ * N_FFT / self.rate) + 1)
-            wpe = self._wpe.get(stem)
-            if wpe is None:
-                wpe = self._wpe[stem] = OnlineWpe(band, spectrum.shape[2])
-            out = spectrum.copy()
-            out[:, :band] = np.stack([wpe.step(frame[:band]) for frame in spectrum])
-            return out
+            return self._dereverb(stem, mode, spectrum)
         return spectrum

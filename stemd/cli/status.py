@@ -45,6 +45,12 @@ def _refine(refine: dict[str, Any]) -> str:
     return ", ".join(on) + f"; {refine.get('load') or 0.0:.0%} of real time"
 
 
+def _pending(pending: list[dict[str, Any]]) -> str:
+    """Commands waiting for a beat boundary: what, on which boundary, and how far away it is."""
+    return "; ".join(f"{json.dumps(p['command'], separators=(',', ':'))} on the {p['at']} "
+                     f"(frame {p['frame']}, {p['beats_left']:g} beats away)" for p in pending)
+
+
 def render(state: dict[str, Any]) -> str:
     d = state.get("daemon", {})
     e = d.get("engine", {})
@@ -67,6 +73,8 @@ def render(state: dict[str, Any]) -> str:
     if e.get("refine"):
         rows.append(("refine", _refine(e["refine"])))
     rows.append(("mixer", _mixer(state)))
+    if state.get("pending"):
+        rows.append(("pending", _pending(state["pending"])))
     intent = state.get("intent")
     if intent:
         rows.append(("intent", f"semantic {intent.get('semantic', '?')}; audio routing "
