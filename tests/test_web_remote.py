@@ -48,7 +48,7 @@ def test_hello_then_state_then_a_button_is_applied_and_every_page_hears_it(remot
             assert reply["ok"] and reply["commands"] == [{"action": "mute", "stem": "vocals"}]
             assert server.session.mixer.snapshot()["stems"]["vocals"]["muted"]
             for page in (first, other):
-                event = await page.next("applied")
+                (event,) = (await page.next("applied"))["entries"]
                 assert event["commands"] == [{"action": "mute", "stem": "vocals"}]
                 assert event["source"].startswith("web:127.0.0.1:")
                 await page.state_until(lambda s: s["stems"]["vocals"]["muted"])
@@ -82,7 +82,7 @@ def test_typed_sentence_is_parsed_applied_and_answered(remote):
             page = await open_page(http, server)
             reply = await page.ask({"type": "intent", "text": "drop the vocals"}, timeout=30)
             assert reply["ok"] and reply["commands"] == [{"action": "mute", "stem": "vocals"}]
-            event = await page.next("applied")
+            (event,) = (await page.next("applied"))["entries"]
             assert event["text"] == "drop the vocals"
             refused = await page.ask({"type": "intent", "text": "make it sound like a kazoo orchestra"}, timeout=30)
             assert not refused["ok"] and refused["error"]
@@ -97,7 +97,7 @@ def test_change_from_another_source_is_pushed(remote):
         async with aiohttp.ClientSession() as http:
             page = await open_page(http, server)
             await asyncio.to_thread(server.session.submit, [Command("solo", stem="drums")], "midi")
-            event = await page.next("applied")
+            (event,) = (await page.next("applied"))["entries"]
             assert event["source"] == "midi" and event["commands"] == [{"action": "solo", "stem": "drums"}]
             await page.state_until(lambda s: s["stems"]["drums"]["soloed"])
             levels = await page.next("levels")

@@ -10,7 +10,9 @@ A page sends one JSON object per WebSocket text message, with an optional `id` e
 - `{"type": "tap"}`: one tap-tempo tap.
 
 It is told `hello` once (stems, phrases, the fader's top), then `state` whenever the state changes,
-`levels` at `[web] meter_hz`, `applied` for every batch any source applied (the log), and `reply`
+`levels` at `[web] meter_hz`, `applied` with the `entries` (the log) of every batch any source applied
+since the last push (at most 50 pushes a second, so a busy room costs each page one message, not one
+per fader move), and `reply`
 for each message it sent: `{"type": "reply", "id": ..., "ok": true, "commands": [...], "notes": [...]}`
 or `{"ok": false, "error": "..."}`. Anything that is not a JSON object is malformed and closes the
 socket (the server counts it); a well-formed message that asks for something impossible is answered
@@ -120,9 +122,9 @@ def reply_error(ident: Any, reason: str) -> dict[str, Any]:
     return {"type": "reply", "id": ident, "ok": False, "error": reason}
 
 
-def applied_event(applied: Applied, at: float) -> dict[str, Any]:
+def log_entry(applied: Applied, at: float) -> dict[str, Any]:
     """One line of the page's log: what was applied, from where, and the sentence if there was one."""
-    return {"type": "applied", "at": at, "source": applied.source, "text": applied.text,
+    return {"at": at, "source": applied.source, "text": applied.text,
             "commands": [c.to_dict() for c in applied.commands], "notes": list(applied.notes)}
 
 

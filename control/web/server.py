@@ -43,7 +43,9 @@ log = logging.getLogger(__name__)
 
 SNAPSHOT_EVERY_S = 0.1  # catches changes that bypass Session listeners
 COALESCE_S = 0.005  # a burst of changes goes out as one push
+MIN_PUSH_INTERVAL_S = 0.02  # at most 50 pushes a second, however many pages send: each costs one send a page
 FOLLOW_UP_S = 0.03  # look again after a change: the mixer applies it at its next JACK period
+CLOSE_TIMEOUT_S = 1.0  # a page that does not answer our close frame is dropped after this
 SEND_TIMEOUT_S = 2.0  # a page that cannot take a push this long is closed, not waited for
 STATIC = {"/": ("index.html", "text/html"), "/app.js": ("app.js", "text/javascript"),
           "/style.css": ("style.css", "text/css")}
@@ -65,8 +67,9 @@ class _Page:
 
     async def send(self, text: str) -> None:
         try:
-            await asyncio.wait_for(self.ws.send_str(text), SEND_TIMEOUT_S)
-        except (ConnectionError, RuntimeError, asyncio.TimeoutError):
+            async with asyncio.timeout(SEND_TIMEOUT_S):
+                await self.ws.send_str(text)
+        except (ConnectionError, RuntimeError, TimeoutError):
             await self.ws.close(code=WSCloseCode.GOING_AWAY, message=b"too slow")
 
 
@@ -92,6 +95,7 @@ class WebRemote:
         self._thread: threading.Thread | None = None
         self._address: tuple[str, int] | None = None
         self._state_text = ""
+        self._closing = False
 
     # ---- lifecycle --------------------------------------------------------------------------------
 
@@ -130,7 +134,7 @@ class WebRemote:
         app.router.add_get("/ws", self._socket)
         for path in STATIC:
             app.router.add_get(path, self._static)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.host, self.config.port, reuse_address=True)
         try:
@@ -156,11 +160,12 @@ class WebRemote:
             self._parsing.shutdown(wait=False, cancel_futures=True)
 
     async def _close(self) -> None:
-        if self._publisher is not None:
-            self._publisher.cancel()
-            await asyncio.gather(self._publisher, return_exceptions=True)
-        for page in list(self._pages):
-            await page.ws.close(code=WSCloseCode.GOING_AWAY, message=b"stemd is stopping")
+        self._closing = True  # a flag, not cancel(): 3.11's wait_for can swallow a cancellation
+        if self._publisher is not None and self._wake is not None:
+            self._wake.set()
+            await self._publisher
+        await asyncio.gather(*(page.ws.close(code=WSCloseCode.GOING_AWAY, message=b"stemd is stopping")
+                               for page in list(self._pages)), return_exceptions=True)
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -213,7 +218,8 @@ class WebRemote:
         if len(self._pages) >= self.config.max_clients:
             self.counts["refused_full"] += 1
             raise web.HTTPServiceUnavailable(text=f"{self.config.max_clients} pages already connected\n")
-        ws = web.WebSocketResponse(max_msg_size=self.config.max_message_bytes, heartbeat=30.0)
+        ws = web.WebSocketResponse(max_msg_size=self.config.max_message_bytes, heartbeat=30.0,
+                                   timeout=CLOSE_TIMEOUT_S)
         await ws.prepare(request)
         peer = f"{request.remote}:{(request.transport.get_extra_info('peername') or ('', 0))[1]}"
         page = _Page(ws, peer)
@@ -294,20 +300,24 @@ class WebRemote:
     async def _publish(self) -> None:
         assert self._wake is not None
         loop = asyncio.get_running_loop()
-        next_state = next_meter = loop.time()
-        while True:
+        next_state = next_meter = last_push = loop.time()
+        while not self._closing:
             due = min(next_state, next_meter) if self.meter_period else next_state
             try:
-                await asyncio.wait_for(self._wake.wait(), max(0.0, due - loop.time()))
+                async with asyncio.timeout(max(0.0, due - loop.time())):
+                    await self._wake.wait()
                 woken = True
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 woken = False
+            if self._closing:
+                return
             if woken:
                 self._wake.clear()
-                await asyncio.sleep(COALESCE_S)
+                await asyncio.sleep(max(COALESCE_S, last_push + MIN_PUSH_INTERVAL_S - loop.time()))
             now = loop.time()
             try:
                 if woken or now >= next_state:
+                    last_push = now
                     await self._push_changes()
                     next_state = now + (FOLLOW_UP_S if woken else SNAPSHOT_EVERY_S)
                 if self.meter_period and now >= next_meter:
@@ -319,14 +329,13 @@ class WebRemote:
                 log.exception("web: push failed")
 
     async def _push_changes(self) -> None:
-        """The log entries of every batch applied since the last push, then the state if it changed."""
+        """One log message with every batch applied since the last push, then the state if it changed."""
         now = time.time()
-        while self._applied:
-            event = protocol.applied_event(self._applied.popleft(), now)
-            if self._pages:
-                await self._broadcast(json.dumps(event))
+        entries = [protocol.log_entry(self._applied.popleft(), now) for _ in range(len(self._applied))]
         if not self._pages:
             return
+        if entries:
+            await self._broadcast(json.dumps({"type": "applied", "entries": entries}))
         state = self._current_state()
         if state != self._state_text:
             self._state_text = state

@@ -46,7 +46,7 @@ function receive(m) {
   if (m.type === "hello") build(m);
   else if (m.type === "state") show(m);
   else if (m.type === "levels") meters(m.levels);
-  else if (m.type === "applied") logLine(m);
+  else if (m.type === "applied") m.entries.forEach(logLine);
   else if (m.type === "reply") replied(m);
 }
 
