@@ -4,11 +4,9 @@ every control's OSC path and arguments are ones the live server answers or its f
 import xml.etree.ElementTree as ET
 import zlib
 
-import numpy as np
 import pytest
 
-from osc_harness import osc, surface  # noqa: F401 (fixtures)
-from stemd.control.commands import Action, Command
+from osc_harness import osc, pushed_after_changes, surface  # noqa: F401 (fixtures)
 from stemd.control.osc.tosc_layout import DEFAULT_OUT, write
 from stemd.control.phrases import load_phrases
 
@@ -85,13 +83,6 @@ def test_every_control_sends_what_the_server_accepts(server, surface):
 
 
 def test_every_display_is_fed_by_feedback(server, surface):
-    tablet = surface(server)
-    tablet.ask("/stemd/subscribe")
-    server.session.on(Action.REFINE, lambda command: None)  # refine state is known once set
-    server.session.submit([Command("mute", stem="bass"), Command("refine", stem="all", mode="clean")], "test")
-    mixer = server.session.mixer
-    mixer.process(np.full((len(mixer.stems), 2, 64), 0.1, np.float32), np.zeros((2, 64), np.float32))
-    tablet.collect(0.5)
-    pushed = {address for address, _ in tablet.pushed}
+    pushed = pushed_after_changes(server, surface(server))
     shown = {address for node in nodes(DEFAULT_OUT) for _, receive, _, address, _ in messages(node) if receive}
     assert shown and shown - pushed == set()

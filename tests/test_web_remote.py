@@ -5,14 +5,10 @@ import asyncio
 import aiohttp
 import pytest
 
-from web_harness import Page, base_url, open_page, remote  # noqa: F401 (fixture)
+from web_harness import Page, base_url, open_page, remote, run, with_page  # noqa: F401 (fixture)
 from stemd.control.commands import Command
 from stemd.control.osc.fader import position_to_db
 from stemd.control.web.gate import WebConfigError
-
-
-def run(scenario):
-    return asyncio.run(asyncio.wait_for(scenario, 60))
 
 
 def test_page_is_served_with_its_safety_headers(remote):
@@ -59,74 +55,66 @@ def test_hello_then_state_then_a_button_is_applied_and_every_page_hears_it(remot
 def test_fader_is_the_osc_curve_both_ways(remote):
     server = remote()
 
-    async def scenario():
-        async with aiohttp.ClientSession() as http:
-            page = await open_page(http, server)
-            reply = await page.ask({"type": "fader", "stem": "bass", "position": 0.375})
-            assert reply["ok"]
-            db = server.session.mixer.snapshot()["stems"]["bass"]["gain_db"]
-            assert db == pytest.approx(position_to_db(0.375, 12.0)) and db == pytest.approx(-12.04, abs=0.01)
-            state = await page.state_until(lambda s: s["stems"]["bass"]["gain_db"] < 0)
-            assert state["stems"]["bass"]["position"] == pytest.approx(0.375, abs=1e-3)
-            assert (await page.ask({"type": "fader", "stem": "all", "position": 1.0}))["ok"]
-            await page.state_until(lambda s: s["master"]["gain_db"] == 12.0)
+    async def scenario(http, page):
+        reply = await page.ask({"type": "fader", "stem": "bass", "position": 0.375})
+        assert reply["ok"]
+        db = server.session.mixer.snapshot()["stems"]["bass"]["gain_db"]
+        assert db == pytest.approx(position_to_db(0.375, 12.0)) and db == pytest.approx(-12.04, abs=0.01)
+        state = await page.state_until(lambda s: s["stems"]["bass"]["gain_db"] < 0)
+        assert state["stems"]["bass"]["position"] == pytest.approx(0.375, abs=1e-3)
+        assert (await page.ask({"type": "fader", "stem": "all", "position": 1.0}))["ok"]
+        await page.state_until(lambda s: s["master"]["gain_db"] == 12.0)
 
-    run(scenario())
+    with_page(server, scenario)
 
 
 def test_typed_sentence_is_parsed_applied_and_answered(remote):
     server = remote()
 
-    async def scenario():
-        async with aiohttp.ClientSession() as http:
-            page = await open_page(http, server)
-            reply = await page.ask({"type": "intent", "text": "drop the vocals"}, timeout=30)
-            assert reply["ok"] and reply["commands"] == [{"action": "mute", "stem": "vocals"}]
-            (event,) = (await page.next("applied"))["entries"]
-            assert event["text"] == "drop the vocals"
-            refused = await page.ask({"type": "intent", "text": "make it sound like a kazoo orchestra"}, timeout=30)
-            assert not refused["ok"] and refused["error"]
+    async def scenario(http, page):
+        reply = await page.ask({"type": "intent", "text": "drop the vocals"}, timeout=30)
+        assert reply["ok"] and reply["commands"] == [{"action": "mute", "stem": "vocals"}]
+        (event,) = (await page.next("applied"))["entries"]
+        assert event["text"] == "drop the vocals"
+        refused = await page.ask({"type": "intent", "text": "make it sound like a kazoo orchestra"}, timeout=30)
+        assert not refused["ok"] and refused["error"]
 
-    run(scenario())
+    with_page(server, scenario)
 
 
 def test_change_from_another_source_is_pushed(remote):
     server = remote()
 
-    async def scenario():
-        async with aiohttp.ClientSession() as http:
-            page = await open_page(http, server)
-            await asyncio.to_thread(server.session.submit, [Command("solo", stem="drums")], "midi")
-            (event,) = (await page.next("applied"))["entries"]
-            assert event["source"] == "midi" and event["commands"] == [{"action": "solo", "stem": "drums"}]
-            await page.state_until(lambda s: s["stems"]["drums"]["soloed"])
-            levels = await page.next("levels")
-            assert set(levels["levels"]) == {"vocals", "drums", "bass", "other"}
+    async def scenario(http, page):
+        await asyncio.to_thread(server.session.submit, [Command("solo", stem="drums")], "midi")
+        (event,) = (await page.next("applied"))["entries"]
+        assert event["source"] == "midi" and event["commands"] == [{"action": "solo", "stem": "drums"}]
+        await page.state_until(lambda s: s["stems"]["drums"]["soloed"])
+        levels = await page.next("levels")
+        assert set(levels["levels"]) == {"vocals", "drums", "bass", "other"}
 
-    run(scenario())
+    with_page(server, scenario)
 
 
 def test_impossible_asks_are_answered_and_the_socket_stays(remote):
     server = remote(parser=False)
 
-    async def scenario():
-        async with aiohttp.ClientSession() as http:
-            page = await open_page(http, server)
-            for message, reason in (
-                ({"type": "launch"}, "unknown message type"),
-                ({"type": "fader", "stem": "bass", "position": 2}, "0..1"),
-                ({"type": "command", "command": {"action": "mute", "stem": "kazoo"}}, "unknown stem"),
-                ({"type": "command", "command": {"action": "explode"}}, "unknown action"),
-                ({"type": "intent", "text": ""}, "non-empty"),
-                ({"type": "intent", "text": "drop the vocals"}, "not available"),
-                ({"type": "tap"}, "not available"),
-            ):
-                reply = await page.ask(message)
-                assert not reply["ok"] and reason in reply["error"], (message, reply)
-            assert (await page.ask({"type": "command", "command": {"action": "reset"}}))["ok"]
-            assert server.stats()["errors"] == 7 and server.stats()["malformed"] == 0
+    async def scenario(http, page):
+        for message, reason in (
+            ({"type": "launch"}, "unknown message type"),
+            ({"type": "fader", "stem": "bass", "position": 2}, "0..1"),
+            ({"type": "command", "command": {"action": "mute", "stem": "kazoo"}}, "unknown stem"),
+            ({"type": "command", "command": {"action": "explode"}}, "unknown action"),
+            ({"type": "intent", "text": ""}, "non-empty"),
+            ({"type": "intent", "text": "drop the vocals"}, "not available"),
+            ({"type": "tap"}, "not available"),
+        ):
+            reply = await page.ask(message)
+            assert not reply["ok"] and reason in reply["error"], (message, reply)
+        assert (await page.ask({"type": "command", "command": {"action": "reset"}}))["ok"]
+        assert server.stats()["errors"] == 7 and server.stats()["malformed"] == 0
 
-    run(scenario())
+    with_page(server, scenario)
 
 
 def test_malformed_and_oversized_messages_close_only_that_socket(remote):
@@ -155,27 +143,25 @@ def test_malformed_and_oversized_messages_close_only_that_socket(remote):
 def test_rate_limit_per_socket_tells_once_and_drops(remote):
     server = remote(rate_limit_per_s=5.0)
 
-    async def scenario():
-        async with aiohttp.ClientSession() as http:
-            page = await open_page(http, server)
-            calm = await open_page(http, server)
-            for _ in range(40):
-                await page.send({"type": "command", "command": {"action": "unmute", "stem": "bass"}})
-            replies = []
-            try:
-                while True:
-                    replies.append(await page.next("reply", timeout=1.0))
-            except TimeoutError:
-                pass
-            ok = [r for r in replies if r["ok"]]
-            limited = [r for r in replies if not r["ok"]]
-            assert 5 <= len(ok) <= 8 and len(limited) == 1 and "rate limit" in limited[0]["error"]
-            assert server.stats()["rate_limited"] == 40 - len(ok)
-            assert (await calm.ask({"type": "command", "command": {"action": "mute", "stem": "drums"}}))["ok"]
-            await asyncio.sleep(1.0)
-            assert (await page.ask({"type": "command", "command": {"action": "mute", "stem": "bass"}}))["ok"]
+    async def scenario(http, page):
+        calm = await open_page(http, server)
+        for _ in range(40):
+            await page.send({"type": "command", "command": {"action": "unmute", "stem": "bass"}})
+        replies = []
+        try:
+            while True:
+                replies.append(await page.next("reply", timeout=1.0))
+        except TimeoutError:
+            pass
+        ok = [r for r in replies if r["ok"]]
+        limited = [r for r in replies if not r["ok"]]
+        assert 5 <= len(ok) <= 8 and len(limited) == 1 and "rate limit" in limited[0]["error"]
+        assert server.stats()["rate_limited"] == 40 - len(ok)
+        assert (await calm.ask({"type": "command", "command": {"action": "mute", "stem": "drums"}}))["ok"]
+        await asyncio.sleep(1.0)
+        assert (await page.ask({"type": "command", "command": {"action": "mute", "stem": "bass"}}))["ok"]
 
-    run(scenario())
+    with_page(server, scenario)
 
 
 def test_token_and_network_gate_every_request_with_403(remote):

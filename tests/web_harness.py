@@ -100,6 +100,20 @@ async def open_page(http: aiohttp.ClientSession, remote: WebRemote, query: str =
     return page
 
 
+def run(scenario: Any) -> Any:
+    """Run a test's coroutine, a minute at most."""
+    return asyncio.run(asyncio.wait_for(scenario, 60))
+
+
+def with_page(remote: WebRemote, scenario: Any) -> None:
+    """Run `scenario(http, page)` with an aiohttp session and one page connected to `remote`."""
+    async def main() -> None:
+        async with aiohttp.ClientSession() as http:
+            await scenario(http, await open_page(http, remote))
+
+    run(main())
+
+
 @pytest.fixture
 def remote():
     """Start WebRemotes (`remote(**web_config)`); stopped after the test."""
