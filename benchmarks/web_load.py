@@ -6,9 +6,10 @@ daemon (private jackd2 on the dummy backend, the real engine), measured against 
 Three stretches of `--seconds` each (the solo one at most 10 s), all in one run on one daemon:
 1. idle: no page connected; the JACK xruns and engine underruns here are the machine's own;
 2. solo: one page at `--rate` messages/s, the round-trip baseline;
-3. load: `--clients` pages at `--rate` each, from a separate process (so the clients' own work does
-   not land on the daemon's GIL), while the benchmark changes a fader through the Session four times a
-   second (as OSC or MIDI would) and every page times how long that change takes to reach it.
+3. load: `--clients` pages at `--rate` each, from a separate process at the lowest CPU priority (the
+   pages stand for phones: their work must land neither on the daemon's GIL nor ahead of it), while
+   the benchmark sets the master gain through the Session four times a second (as OSC or MIDI would;
+   the pages never touch the master) and every page notes when the pushed state shows each value.
 Reported: messages sent, replies received and lost (no reply within 5 s of the end), refused ones,
 round trip median / p95 / max, the push delay to the pages, and xruns / underruns per stretch: xruns
 under load beyond the idle stretch's are the ones the web server could be blamed for. The pages
@@ -32,6 +33,7 @@ from typing import Any
 
 PROBE_SOURCE = "bench-probe"
 PROBE_EVERY_S = 0.25
+PROBE_VALUES = 40  # distinct master gains the probes cycle through (-10 .. -29.5 dB)
 DRAIN_S = 5.0  # a reply not in by this long after the last send counts as lost
 
 
@@ -50,6 +52,7 @@ async def _page(url: str, rate: float, seconds: float, gate: "_StartGate", out: 
     import aiohttp
 
     sent: dict[int, float] = {}
+    last_master = [None]
     async with aiohttp.ClientSession() as http, http.ws_connect(url, max_msg_size=0) as ws:
         hello = json.loads((await ws.receive()).data)
         stems = hello["stems"]
@@ -58,18 +61,20 @@ async def _page(url: str, rate: float, seconds: float, gate: "_StartGate", out: 
             async for message in ws:
                 if message.type != aiohttp.WSMsgType.TEXT:
                     break
-                now = time.time()
-                m = json.loads(message.data)
-                if m["type"] == "reply":
+                now, data = time.time(), message.data
+                kind = data[10:17]  # '{"type": "reply"...': only replies and states are parsed
+                if kind.startswith("reply"):
+                    m = json.loads(data)
                     t = sent.pop(m.get("id"), None)
                     if t is not None:
                         out["rtt"].append(time.perf_counter() - t)
                         out["replied"] += 1
                         out["refused"] += not m["ok"]
-                elif m["type"] == "applied":
-                    for entry in m["entries"]:
-                        if entry["source"] == PROBE_SOURCE:
-                            out["push"].append(now - float(entry["text"].split()[1]))
+                elif kind.startswith("state"):
+                    master = json.loads(data)["master"]["gain_db"]
+                    if master != last_master[0]:
+                        last_master[0] = master
+                        out["seen"].append((master, now))
                 if not sent and out["done"]:
                     break
 
@@ -104,7 +109,7 @@ class _StartGate:
 
 
 async def _pages(url: str, clients: int, rate: float, seconds: float, queue: Any) -> dict[str, Any]:
-    results = [{"sent": 0, "replied": 0, "refused": 0, "lost": 0, "rtt": [], "push": [], "done": False}
+    results = [{"sent": 0, "replied": 0, "refused": 0, "lost": 0, "rtt": [], "seen": [], "done": False}
                for _ in range(clients)]
     gate = _StartGate(clients)
     running = asyncio.gather(*(_page(url, rate, seconds, gate, r) for r in results))
@@ -116,13 +121,13 @@ async def _pages(url: str, clients: int, rate: float, seconds: float, queue: Any
         "sent": sum(r["sent"] for r in results), "replied": sum(r["replied"] for r in results),
         "lost": sum(r["lost"] for r in results), "refused": sum(r["refused"] for r in results),
         "rtt_ms": _summary([x for r in results for x in r["rtt"]]),
-        "push_ms": _summary([x for r in results for x in r["push"]]),
-        "pushes_timed": sum(len(r["push"]) for r in results),
+        "seen": [r["seen"] for r in results],
     }
 
 
 def _run_pages(url: str, clients: int, rate: float, seconds: float, queue: Any) -> None:
     """The load process: every page on one asyncio loop; the start time, then the summary, go on `queue`."""
+    os.nice(19)
     queue.put(asyncio.run(_pages(url, clients, rate, seconds, queue)))
 
 
@@ -139,22 +144,38 @@ def _stretch(daemon: Any, seconds: float, clients: int, rate: float, url: str) -
         process.start()
         queue.get(timeout=120)
     before = daemon.stats()
-    stems = list(daemon.session.mixer.stems)
     end = time.monotonic() + seconds
+    probes: list[tuple[float, float]] = []  # (master dB, when set)
     k = 0
     while time.monotonic() < end:
         time.sleep(PROBE_EVERY_S)
         k += 1
-        command = Command("gain", stem=stems[k % len(stems)], db=-float(k % 12), absolute=True)
-        daemon.session.submit([command], PROBE_SOURCE, text=f"probe {time.time():.6f}")
+        db = -10.0 - 0.5 * (k % PROBE_VALUES)
+        probes.append((db, time.time()))
+        daemon.session.submit([Command("gain", stem="all", db=db, absolute=True)], PROBE_SOURCE)
     after = daemon.stats()
     out: dict[str, Any] = {"clients": clients, "seconds": seconds}
     if process is not None:
         out.update(queue.get(timeout=seconds + 60))
         process.join(10)
+        out["push_ms"] = _summary(_push_delays(probes, out.pop("seen")))
     for key in ("xruns", "underruns", "periods"):
         out[key] = after[key] - before[key]
     return out
+
+
+def _push_delays(probes: list[tuple[float, float]], seen: list[list[tuple[float, float]]]) -> list[float]:
+    """For every page and probe: when the page's pushed state first showed the probe's value, minus
+    when it was set (one clock: same machine). A probe a page never showed is left out."""
+    delays = []
+    for page in seen:
+        i = 0
+        for db, set_at in probes:
+            j = next((j for j in range(i, len(page)) if page[j][0] == db and page[j][1] >= set_at), None)
+            if j is not None:
+                delays.append(page[j][1] - set_at)
+                i = j + 1
+    return delays
 
 
 def _free_port() -> int:

@@ -11,8 +11,8 @@ A page sends one JSON object per WebSocket text message, with an optional `id` e
 
 It is told `hello` once (stems, phrases, the fader's top), then `state` whenever the state changes,
 `levels` at `[web] meter_hz`, `applied` with the `entries` (the log) of every batch any source applied
-since the last push (at most 50 pushes a second, so a busy room costs each page one message, not one
-per fader move), and `reply`
+since the last push (at most 20 pushes a second, each with the newest 20 and a `skipped` count, so a
+busy room costs each page one message, not one per fader move), and `reply`
 for each message it sent: `{"type": "reply", "id": ..., "ok": true, "commands": [...], "notes": [...]}`
 or `{"ok": false, "error": "..."}`. Anything that is not a JSON object is malformed and closes the
 socket (the server counts it); a well-formed message that asks for something impossible is answered

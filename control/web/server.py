@@ -43,7 +43,8 @@ log = logging.getLogger(__name__)
 
 SNAPSHOT_EVERY_S = 0.1  # catches changes that bypass Session listeners
 COALESCE_S = 0.005  # a burst of changes goes out as one push
-MIN_PUSH_INTERVAL_S = 0.02  # at most 50 pushes a second, however many pages send: each costs one send a page
+MIN_PUSH_INTERVAL_S = 0.05  # at most 20 pushes a second, however many pages send: each costs one send a page
+MAX_LOG_PER_PUSH = 20  # newest log entries a push carries; a flood says how many it skipped instead
 FOLLOW_UP_S = 0.03  # look again after a change: the mixer applies it at its next JACK period
 CLOSE_TIMEOUT_S = 1.0  # a page that does not answer our close frame is dropped after this
 SEND_TIMEOUT_S = 2.0  # a page that cannot take a push this long is closed, not waited for
@@ -291,10 +292,15 @@ class WebRemote:
     # ---- pushing state ----------------------------------------------------------------------------
 
     def _on_applied(self, applied: Applied) -> None:
-        """Session listener, on the submitter's thread: record and wake the publisher."""
+        """Session listener, on the submitter's thread: record and wake the publisher (directly when
+        a page's own command runs on the loop, so a busy room costs no self-pipe write per message)."""
         self._applied.append(applied)
         loop, wake = self._loop, self._wake
-        if loop is not None and wake is not None and self._pages:
+        if loop is None or wake is None or not self._pages or wake.is_set():
+            return
+        if self._thread is threading.current_thread():
+            wake.set()
+        else:
             loop.call_soon_threadsafe(wake.set)
 
     async def _publish(self) -> None:
@@ -331,11 +337,13 @@ class WebRemote:
     async def _push_changes(self) -> None:
         """One log message with every batch applied since the last push, then the state if it changed."""
         now = time.time()
-        entries = [protocol.log_entry(self._applied.popleft(), now) for _ in range(len(self._applied))]
+        batches = [self._applied.popleft() for _ in range(len(self._applied))]
         if not self._pages:
             return
-        if entries:
-            await self._broadcast(json.dumps({"type": "applied", "entries": entries}))
+        if batches:
+            shown = batches[-MAX_LOG_PER_PUSH:]
+            await self._broadcast(json.dumps({"type": "applied", "skipped": len(batches) - len(shown),
+                                              "entries": [protocol.log_entry(b, now) for b in shown]}))
         state = self._current_state()
         if state != self._state_text:
             self._state_text = state

@@ -46,7 +46,7 @@ function receive(m) {
   if (m.type === "hello") build(m);
   else if (m.type === "state") show(m);
   else if (m.type === "levels") meters(m.levels);
-  else if (m.type === "applied") m.entries.forEach(logLine);
+  else if (m.type === "applied") applied(m);
   else if (m.type === "reply") replied(m);
 }
 
@@ -201,6 +201,11 @@ function answer(ok, text, notes) {
 function describe(c) {
   return Object.entries(c).filter(([k]) => k !== "absolute").map(([k, v]) =>
     k === "action" ? v : k === "db" ? `${Number(v).toFixed(1)} dB` : String(v)).join(" ");
+}
+
+function applied(m) {
+  if (m.skipped) $("log").prepend(li(`… ${m.skipped} more commands`));
+  m.entries.forEach(logLine);
 }
 
 function logLine(m) {
