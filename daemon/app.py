@@ -77,6 +77,7 @@ class Daemon:
         self.session = Session(Mixer((), 48000), parser=parser)
         self.session.stats = self.stats
         self.osc: Any = None
+        self.web: Any = None
         self.midi: Any = None
         self.voice: Any = None
         self.transport: Any = None
@@ -286,6 +287,8 @@ class Daemon:
         c = self.config
         if c.osc.enabled:
             self._service("OSC", self._start_osc)
+        if c.web.enabled:
+            self._service("web", self._start_web)
         if self.midi is not None:
             self._service("MIDI", self.midi.start)
         if c.voice.enabled and self.mic_ring is not None:
@@ -302,6 +305,12 @@ class Daemon:
         from stemd.control.osc.server import OscServer
 
         self.osc = OscServer(self.session, self.config.osc, self.state_dir).start()
+
+    def _start_web(self) -> None:
+        from stemd.control.phrases import load_phrases
+        from stemd.control.web import WebRemote
+
+        self.web = WebRemote(self.session, self.config.web, load_phrases(self.config.web.phrases)).start()
 
     def _start_voice(self) -> None:
         from stemd.control.voice import VoiceListener
@@ -464,6 +473,8 @@ class Daemon:
                 periods=p.periods,
             )
         out["voice"] = self.voice.status() if self.voice is not None else None  # None: started without voice
+        if self.web is not None:
+            out["web"] = self.web.stats()
         engine = self.engine
         out["engine"] = {"error": self.engine_error}
         if engine is not None:
@@ -495,7 +506,7 @@ class Daemon:
         """Clean shutdown (idempotent): state saved, OSC, JACK, worker and shared memory released."""
         self.stopping.set()
         self.notifier.stopping()
-        for service in ("osc", "midi", "voice", "tempo_follower"):
+        for service in ("osc", "web", "midi", "voice", "tempo_follower"):
             running = getattr(self, service)
             if running is not None:
                 running.stop()

@@ -18,6 +18,7 @@ from typing import Any, Callable
 from stemd.control.commands import REFINE_MODES
 from stemd.control.timing import check_quantize
 from stemd.control.midi.mapping import MIDI_MAP_DOC, check_entry, check_map_files
+from stemd.control.phrases import PhraseError, load_phrases
 
 
 class ConfigError(ValueError):
@@ -45,6 +46,14 @@ class Section:
     keys: dict[str, Key]
     footer: str = ""  # extra commented text rendered after the keys (examples of tables)
     tables: dict[str, Callable[[dict[str, Any]], str | None]] = field(default_factory=dict)
+
+
+def _phrase_file(value: str) -> str | None:
+    try:
+        load_phrases(value)
+    except PhraseError as exc:
+        return str(exc)
+    return None
 
 
 def _port_list(value: list[str]) -> str | None:
@@ -179,6 +188,28 @@ SCHEMA: dict[str, Section] = {
             "meter_hz": Key(20.0, "Level meter rate pushed to subscribers.", min=0.0, max=100.0),
             "subscriber_ttl_s": Key(60.0, "A subscriber that does not renew within this time expires.",
                                     min=1.0, max=86400.0),
+        },
+    ),
+    "web": Section(
+        "Web remote: a page served over HTTP with state pushed over WebSocket (control/web/).",
+        {
+            "enabled": Key(True, "Serve the web remote."),
+            "host": Key("127.0.0.1", "Bind address. Use 0.0.0.0 for phones and tablets on the LAN (and widen allow;\n"
+                                     "a LAN needs a token)."),
+            "port": Key(9080, "HTTP port; the page is http://HOST:PORT/ (add ?token=... when one is set).",
+                        min=1, max=65535),
+            "allow": Key(["127.0.0.0/8", "::1/128"],
+                         "Client networks allowed (CIDR); others get 403 and are counted. Any network beyond\n"
+                         "loopback requires a token.", item=str),
+            "token": Key("", "Shared secret every request must carry (?token=...); wrong or missing = 403."),
+            "rate_limit_per_s": Key(200.0, "Messages per second accepted from one WebSocket (as [osc]).",
+                                    min=1.0, max=100000.0),
+            "max_message_bytes": Key(4096, "A larger WebSocket message closes that socket (counted).",
+                                     min=256, max=1048576),
+            "max_clients": Key(64, "WebSockets open at once; more are refused with 503.", min=1, max=1024),
+            "meter_hz": Key(20.0, "Level meter rate pushed to pages.", min=0.0, max=100.0),
+            "phrases": Key("", "Phrase buttons: a text file, one sentence a line; empty = the shipped list\n"
+                               "(control/phrases.txt, also the TouchOSC layout's phrase grid).", check=_phrase_file),
         },
     ),
     "midi": Section(

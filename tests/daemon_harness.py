@@ -20,6 +20,7 @@ def daemon_config(jackd, tmp_path, model: str = "oracle", **sections):
                  "reconnect_interval_s": 0.2},
         "engine": {"model": "dry" if model == "dry" else "auto", "threads": 1},
         "osc": {"enabled": False},
+        "web": {"enabled": False},
         "voice": {"enabled": False},
         # MIDI has its own tests; its hook has no detach() yet, so a JACK restart would abort (see jack_io).
         "midi": {"jack_ports": False},

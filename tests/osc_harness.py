@@ -6,12 +6,13 @@ import socket
 import time
 from typing import Any
 
+import numpy as np
 import pytest
 
 from pythonosc.osc_message_builder import build_msg
 
 from stemd.config import validate
-from stemd.control.commands import STEMS_4
+from stemd.control.commands import STEMS_4, Action, Command
 from stemd.control.osc.client import ANSWERS
 from stemd.control.osc.packet import parse
 from stemd.control.osc.server import OscServer
@@ -113,6 +114,18 @@ class Surface:
                 if seen == address and (value is None or args == value):
                     return args
         raise TimeoutError(f"no {address} {value or ''} within {timeout} s; got {sorted({a for a, _ in self.pushed})}")
+
+
+def pushed_after_changes(server: OscServer, tablet: Surface) -> set[str]:
+    """Subscribe `tablet`, change every kind of state (mute, refine, levels) and return the
+    addresses feedback pushed to it."""
+    tablet.ask("/stemd/subscribe")
+    server.session.on(Action.REFINE, lambda command: None)  # refine state is known once set
+    server.session.submit([Command("mute", stem="bass"), Command("refine", stem="all", mode="clean")], "test")
+    mixer = server.session.mixer
+    mixer.process(np.full((len(mixer.stems), 2, 64), 0.1, np.float32), np.zeros((2, 64), np.float32))
+    tablet.collect(0.5)
+    return {address for address, _ in tablet.pushed}
 
 
 @pytest.fixture

@@ -4,11 +4,9 @@ import base64
 import xml.etree.ElementTree as ET
 import zipfile
 
-import numpy as np
 import pytest
 
-from osc_harness import osc, surface  # noqa: F401 (fixtures)
-from stemd.control.commands import Action, Command
+from osc_harness import osc, pushed_after_changes, surface  # noqa: F401 (fixtures)
 from stemd.control.osc.touchosc_layout import DEFAULT_OUT, write
 
 SENDERS = ("toggle", "push", "faderv")
@@ -50,14 +48,7 @@ def test_every_control_sends_what_the_server_accepts(server, surface):
 
 
 def test_every_control_is_fed_by_feedback(server, surface):
-    tablet = surface(server)
-    tablet.ask("/stemd/subscribe")
-    server.session.on(Action.REFINE, lambda command: None)  # refine state is known once set
-    server.session.submit([Command("mute", stem="bass"), Command("refine", stem="all", mode="clean")], "test")
-    mixer = server.session.mixer
-    mixer.process(np.full((len(mixer.stems), 2, 64), 0.1, np.float32), np.zeros((2, 64), np.float32))
-    tablet.collect(0.5)
-    pushed = {address for address, _ in tablet.pushed}
+    pushed = pushed_after_changes(server, surface(server))
     command_only = {"/stemd/subscribe", "/stemd/reset", "/stemd/tap", "/stemd/voice/listen"}
     shown = {c["address"] for c in layout_controls(DEFAULT_OUT) if c["address"]} - command_only
     assert shown - pushed == set()

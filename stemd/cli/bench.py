@@ -5,7 +5,7 @@
   the same way and printed as one table (or JSON). Rows come from providers: name ->
   "module:function", the function taking BenchOptions and returning BenchRows; a new measurement
   is one line in PROVIDERS. Providers are imported only when run, so a missing runtime costs nothing.
-- `stemd bench SUITE [ARGS ...]`: a benchmark with its own rig and options (voice, intent, OSC
+- `stemd bench SUITE [ARGS ...]`: a benchmark with its own rig and options (voice, intent, OSC and web
   load); ARGS go to that suite's `main(argv)` unchanged (`stemd bench voice --help`).
 """
 
@@ -19,7 +19,7 @@ from dataclasses import asdict
 
 HELP = ("Benchmark the streaming engine per model/backend/device: ms per hop (median/p95/max), real-time "
         "factor, latency budget, peak memory, and streaming-vs-offline SDR per stem; or run one suite "
-        "(voice, intent, osc) with its own arguments.")
+        "(voice, intent, osc, web) with its own arguments.")
 
 PROVIDERS: dict[str, str] = {
     "streaming": "stemd.benchmarks.streaming:streaming_rows",
@@ -32,6 +32,7 @@ SUITES: dict[str, str] = {
     "voice": "stemd.benchmarks.voice:main",
     "intent": "stemd.benchmarks.intent:main",
     "osc": "stemd.benchmarks.osc_load:main",
+    "web": "stemd.benchmarks.web_load:main",
 }
 DEFAULT_MODELS = ["small", "htdemucs-size", "htdemucs", "spleeter2"]
 

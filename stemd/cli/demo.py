@@ -156,6 +156,8 @@ def main(args: argparse.Namespace) -> int:
         stats = daemon.stats()
         print(f"model {daemon.model_name} ({', '.join(daemon.sources) or 'no stems: dry'}); latency "
               f"{stats['latency_ms']:.0f} ms; OSC on {config.osc.host}:{config.osc.port}\n  {stats['latency']['reason']}")
+        if daemon.web is not None:
+            print("web remote: http://%s:%d/ (open it while the demo plays)" % daemon.web.address)
         if daemon.engine_error:
             print(f"engine unavailable, the demo runs dry: {daemon.engine_error}")
         print("rendering the song (FluidSynth + espeak-ng; cached after the first time) ...")

@@ -81,6 +81,10 @@ def render(state: dict[str, Any]) -> str:
                                f"{intent.get('audio_routing', '?')}; {intent.get('pronouns', '')}".rstrip("; ")))
     if "voice" in d:
         rows.append(("voice", describe_voice(d["voice"])))
+    if d.get("web"):
+        w = d["web"]
+        rows.append(("web", f"{w['pages']} pages; refused: {w['forbidden']} forbidden, {w['malformed']} malformed, "
+                            f"{w['oversized']} oversized, {w['rate_limited']} rate-limited"))
     return "\n".join(f"{k:<10} {v}" for k, v in rows)
 
 
