@@ -79,3 +79,10 @@ def test_a_held_out_split_is_kept_and_the_bench_reports_it_without_its_misses():
     assert hidden["heldout_rows"] == 1 and hidden["heldout_exact"] == 0.0 and hidden["dev_exact"] == 1.0
     assert "silence the vocals for me" not in [m["text"] for m in hidden["misses"]]
     assert "silence the vocals for me" in [m["text"] for m in shown["misses"]]
+
+
+def test_the_splits_share_no_sentence():
+    from stemd.control.intent.evaluation import HELDOUT, split_of
+
+    heldout = {r["text"] for r in ROWS if split_of(r) == HELDOUT}
+    assert not heldout & {r["text"] for r in ROWS if split_of(r) != HELDOUT}

@@ -182,21 +182,23 @@ def test_pending_commands_are_pushed_to_osc_subscribers_and_direct_controls_quan
 
 @pytest.mark.jack
 def test_a_midi_pad_under_launch_quantize_waits_for_the_bar_and_a_fader_does_not(jackd):
-    """Real JACK MIDI: with `quantize = "bar"` a pad's mute waits for the bar line (then lands), a fader
-    on the same controller moves its level at once."""
+    """Real JACK MIDI: a binding whose command carries `at` always waits for it; with `quantize = "bar"`
+    every pad waits for the bar line (then lands), a fader on the same controller moves at once."""
     from midi_rig import StemdMidi
     from test_midi_jack import BASS_FADER, MUTE_VOX, send
 
-    with StemdMidi(jackd, [MUTE_VOX, dict(BASS_FADER, soft_takeover=False)]) as rig:
-        rig.session.quantize = "bar"
+    drums_on_the_beat = dict(type="note", channel=1, number=37, command={"action": "mute", "stem": "drums", "at": "2 beats"})
+    with StemdMidi(jackd, [MUTE_VOX, drums_on_the_beat, dict(BASS_FADER, soft_takeover=False)]) as rig:
         rig.session.submit([Command("tempo", bpm=150.0)])  # a bar is 1.6 s
         pad = rig.pad()
-        send(rig, pad, (0x90, 36, 100))
-        pending = rig.mixer.pending()
-        assert [p["command"] for p in pending] == [{"action": "mute", "stem": "vocals", "at": "bar"}]
-        assert not rig.stems()["vocals"]["muted"]
+        send(rig, pad, (0x90, 37, 100), (0x90, 36, 100))  # quantize off: the drums pad waits, vocals not
+        assert [p["command"] for p in rig.mixer.pending()] == [{"action": "mute", "stem": "drums", "at": "2 beats"}]
+        assert rig.stems()["vocals"]["muted"] and not rig.stems()["drums"]["muted"]
+        rig.session.quantize = "bar"
+        send(rig, pad, (0x90, 36, 100))  # the toggle's second press, now quantized
+        assert {"action": "unmute", "stem": "vocals", "at": "bar"} in [p["command"] for p in rig.mixer.pending()]
+        assert rig.stems()["vocals"]["muted"]
         send(rig, pad, (0xB0, 7, 64))
         assert rig.stems()["bass"]["gain_db"] < 0  # the fader: at once
-        assert [p["command"] for p in rig.mixer.pending()] == [pending[0]["command"]]
-        assert wait_until(lambda: rig.stems()["vocals"]["muted"], 4)
-        assert rig.mixer.pending() == [] and rig.mixer.applied >= 3
+        assert wait_until(lambda: not rig.stems()["vocals"]["muted"] and rig.stems()["drums"]["muted"], 4)
+        assert rig.mixer.pending() == []

@@ -112,7 +112,14 @@ class Binding:
 # ---- what toggles and momentary buttons switch between -------------------------------------------
 
 def opposite(command: Command) -> Command | None:
-    """The command that undoes `command` (release of a momentary button, second press of a toggle)."""
+    """The command that undoes `command` (release of a momentary button, second press of a toggle),
+    waiting for the same boundary when `command` has an `at` (a quantized pad switches back on the
+    beat too)."""
+    undo = _undo(command)
+    return undo.timed(command.at) if undo is not None and command.at is not None else undo
+
+
+def _undo(command: Command) -> Command | None:
     a = command.action
     if a in (Action.MUTE, Action.UNMUTE):
         return Command(Action.UNMUTE if a is Action.MUTE else Action.MUTE, stem=command.stem)
@@ -315,6 +322,8 @@ Mappings: one [[midi.map]] table per control. They win over map_files; MIDI lear
           once it reaches the current level, so moving it never jumps the gain)
   led = true sends state back on midi_out: the note/cc with led_on = 127 or led_off = 0
           (buttons), the position (motor faders)
+  quantize: a command with at = "bar" (or "beat", "phrase", "2 bars" ...) waits for that boundary
+          whatever [transport] quantize says; without it, buttons follow [transport] quantize
 Example:
 [[midi.map]]
 type = "note"

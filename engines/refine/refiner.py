@@ -148,7 +148,7 @@ class Refiner:
 
     def _clean_input(self, stems: np.ndarray) -> np.ndarray:
         """What the clean-up re-masks: the stems, with a stem under "clean+dereverb" dereverbed first
-        (WPE on the stem as separated, then Wiener on the drier stem: 0.6 dB better on the bench than
+        (WPE on the stem as separated, then Wiener on the drier stem: better on every bench song than
         the other order, which re-masks reverb the filter then cannot model). During that stem's
         switch fade both of its sounds take their clean-up from this one input."""
         stacked = [i for i, stem in enumerate(self.sources)
