@@ -103,8 +103,24 @@ class StreamingSeparator:
         self.reset()
 
     def _latency(self) -> int:
-        delay = self.resampler_lag["in"] + self.geometry.delay + self._post_delay
+        return self.latency_with_right(self.geometry.right)
+
+    def latency_with_right(self, right: int) -> int:
+        """`latency_samples` this stream would have with right context `right` (model-rate samples)
+        and everything else as it is: what the latency plan sizes R with."""
+        g = self.geometry
+        delay = self.resampler_lag["in"] + right + g.crossfade + g.hop + self._post_delay
         return math.ceil(delay * self.rate / self.model_rate + self.resampler_lag["out"])
+
+    def delay_parts_ms(self) -> dict[str, float]:
+        """`latency_samples` in its parts (ms): lookahead, hop, crossfade, post-processors (the
+        refiner) and resampling, which takes the rounding so the parts add up to the whole."""
+        g, ms = self.geometry, 1000.0 / self.model_rate
+        parts = {"lookahead": g.right * ms, "hop": g.hop * ms, "crossfade": g.crossfade * ms}
+        if self._post_delay:
+            parts["refiner"] = self._post_delay * ms
+        parts["resampling"] = 1000.0 * self.latency_samples / self.rate - sum(parts.values())
+        return {k: round(v, 1) for k, v in parts.items()}
 
     def add_post(self, processor: PostProcessor) -> None:
         """Append a post-processor before streaming starts; its delay becomes part of
