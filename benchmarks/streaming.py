@@ -39,6 +39,8 @@ class BenchOptions:
     window_s: float | None = None
     hop_s: float | None = None
     right_s: float | None = None
+    compute_ms: float | None = None  # frontier: p95 compute per hop to plan with (None = measure)
+    out: str = ""  # frontier: folder for its JSON and plots ("" = benchmarks/results)
 
 
 @dataclass

@@ -46,6 +46,26 @@ MAX_LOOKAHEAD_SHARE = 0.5  # R may take up to half the window; the other half st
 Build = Callable[[float | None, float | None], Any]
 
 
+def stream_builder(separator: Any, rate: int, window_s: float | None = None, hop_s: float | None = None,
+                   right_s: float | None = None, refiner: bool = True, refine_budget: float | None = None) -> Build:
+    """The `Build` the plan calibrates: a StreamingSeparator at the configured geometry (None = the
+    model's), with the refiner installed before the first hop when `refiner`, so that its delay and
+    cost are part of the latency from the start (calibration's hops included)."""
+    from stemd.engines.streaming import StreamingSeparator
+
+    def build(hop: float | None, right: float | None) -> tuple[Any, Any]:
+        stream = StreamingSeparator(separator, rate, window_s, hop or hop_s, right_s if right is None else right)
+        post = None
+        if refiner:
+            from stemd.engines.refine import Refiner
+
+            budget = {} if refine_budget is None else {"budget": refine_budget}
+            post = Refiner(stream.sources, stream.model_rate, stream.geometry.hop, **budget)
+            stream.add_post(post)
+        return stream, post
+    return build
+
+
 def frames(ms: float, rate: int) -> int:
     return math.ceil(ms * rate / 1000.0)
 
@@ -103,13 +123,14 @@ def _grid(stream: Any) -> int:
     return getattr(stream.separator, "grid", None) or getattr(stream.separator, "hop_grid", 1)
 
 
-def fit_hop(build: Build, hop_fixed: bool) -> tuple[Any, float]:
-    """The built stream whose hop keeps p95 compute within HOP_SHARE of it, and that p95 (ms)."""
+def fit_hop(build: Build, hop_fixed: bool, measured_ms: float | None = None) -> tuple[Any, float]:
+    """The built stream whose hop keeps p95 compute within HOP_SHARE of it, and that p95 (ms).
+    `measured_ms` (a benchmark's one calibration for many plans) stands for every measurement."""
     built = build(None, None)
     stream = built[0]
     shortest = stream.geometry.hop
     for _ in range(MAX_TRIES):
-        p95 = compute_p95(stream)
+        p95 = compute_p95(stream) if measured_ms is None else measured_ms
         g, grid = stream.geometry, _grid(stream)
         widest = max(shortest, (g.window - g.right - g.crossfade) // grid * grid)
         wanted = min(widest, max(shortest, math.ceil(p95 / 1000.0 / HOP_SHARE * g.rate / grid) * grid))
@@ -143,11 +164,11 @@ def lookahead_for(latency: int, stream: Any, reserved: int, right_fixed: bool) -
 
 
 def plan(build: Build, hop_fixed: bool, right_fixed: bool, period: int, crossfade: int, rate: int,
-         latency: int = 0) -> tuple[Any, Plan]:
+         latency: int = 0, measured_ms: float | None = None) -> tuple[Any, Plan]:
     """Calibrate streams made by `build`, divide `latency` frames (0 = auto: choose L) among them and
     return the stream to run with its plan. `hop_fixed` / `right_fixed` (the user set `[engine]
     hop_ms` / `right_context_ms`) keep those; then the leftover is margin."""
-    (stream, _), p95 = fit_hop(build, hop_fixed)
+    (stream, _), p95 = fit_hop(build, hop_fixed, measured_ms)
     g = stream.geometry
     hop_ms = 1000.0 * g.hop / g.rate
     compute = frames(p95, rate)
