@@ -76,18 +76,24 @@ def model_rows(separator: Any, options: BenchOptions, quality: bool) -> list[Ben
         compute = latency_budget.fit_hop(build, False)[1]
     songs = [render_song(options.seconds, rate, seed=seed) for seed in SONG_SEEDS] if quality else []
     offline = [offline_estimate(separator, song) for song in songs]
-    rows = []
+    rows, scored = [], {}
     for target in (*LATENCIES_MS, 0):
         (stream, _), plan = latency_budget.plan(build, False, False, period, crossfade, rate,
                                                 latency_budget.frames(target, rate), compute)
         row = _geometry_row(separator, options, plan)
         row.extra["compute"] = "measured" if measured else "pinned by --compute-ms"
         if quality:
-            streamed = [streaming_estimate(stream, song, period) for song in songs]
-            row.extra["quality_streaming"] = _median([scores(s, separator.sources, x) for s, x in zip(songs, streamed)])
-            row.extra["quality_offline"] = _median([scores(s, separator.sources, x) for s, x in zip(songs, offline)])
-            row.extra["sdr_vs_offline"] = _median([scores_against(list(ref), separator.sources, x, rate)
-                                                   for x, ref in zip(streamed, offline)])
+            g = stream.geometry
+            key = (g.window, g.hop, g.right)  # Ls too short for any lookahead share one geometry: stream it once
+            if key not in scored:
+                streamed = [streaming_estimate(stream, song, period) for song in songs]
+                scored[key] = {
+                    "quality_streaming": _median([scores(s, separator.sources, x) for s, x in zip(songs, streamed)]),
+                    "quality_offline": _median([scores(s, separator.sources, x) for s, x in zip(songs, offline)]),
+                    "sdr_vs_offline": _median([scores_against(list(ref), separator.sources, x, rate)
+                                               for x, ref in zip(streamed, offline)]),
+                }
+            row.extra.update(scored[key])
         rows.append(row)
     return rows
 

@@ -24,7 +24,7 @@ from typing import Protocol
 
 import numpy as np
 
-from stemd.engines.resample import StreamResampler, max_lag
+from stemd.engines.resample import QUALITY, StreamResampler, max_lag
 from stemd.engines.separator import Separator
 
 CROSSFADE_S = 0.01
@@ -92,7 +92,11 @@ class StreamingSeparator:
         )
         g = self.geometry
         self.hop_samples = round(g.hop * rate / self.model_rate)
-        self.resampler_lag = {"in": max_lag(rate, self.model_rate), "out": max_lag(self.model_rate, rate)}
+        # A model that ignores the top of the band (spleeter2 masks nothing above 11 kHz) may take a
+        # resampler with a shorter hold-back: fewer frames of L that buy nothing (`resample_quality`).
+        self.resample_quality = getattr(separator, "resample_quality", QUALITY)
+        q = self.resample_quality
+        self.resampler_lag = {"in": max_lag(rate, self.model_rate, q), "out": max_lag(self.model_rate, rate, q)}
         self._post_delay = 0  # model-rate delay of the post-processors
         self.latency_samples = self._latency()
         ramp = np.sin(0.5 * np.pi * (np.arange(g.crossfade) + 0.5) / max(g.crossfade, 1)) ** 2
@@ -136,8 +140,8 @@ class StreamingSeparator:
         for post in self.post:
             getattr(post, "reset", lambda: None)()
         g, channels = self.geometry, 2 * len(self.sources)
-        self._to_model = StreamResampler(self.rate, self.model_rate, 2)
-        self._from_model = StreamResampler(self.model_rate, self.rate, channels)
+        self._to_model = StreamResampler(self.rate, self.model_rate, 2, self.resample_quality)
+        self._from_model = StreamResampler(self.model_rate, self.rate, channels, self.resample_quality)
         self._window = np.zeros((2, g.window), dtype=np.float32)
         self._filled = 0  # model-rate samples of the next hop already in the window's tail
         self._model_in = 0  # model-rate input samples so far
