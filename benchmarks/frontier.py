@@ -17,7 +17,6 @@ when it was quiet, and the rows say which it was.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -25,12 +24,12 @@ from typing import Any
 import numpy as np
 
 from stemd.benchmarks.quality import offline_estimate, scores, scores_against, streaming_estimate
-from stemd.benchmarks.streaming import RANDOM_MODELS, BenchOptions, BenchRow, _load
+from stemd.benchmarks.streaming import RANDOM_MODELS, BenchOptions, BenchRow, per_model
 from stemd.config import SCHEMA
 from stemd.daemon import latency_budget
 from stemd.engines.fixtures import render_song
 
-LATENCIES_MS = (150, 200, 250, 300, 400)
+LATENCIES_MS = (150, 200, 250, 300, 400, 500, 600)  # the issue's grid, and two more to show where it bends
 SONG_SEEDS = (1, 2, 3)
 RESULTS = Path(__file__).parent / "results"
 DRY_CROSSFADE_MS = SCHEMA["audio"].keys["dry_crossfade_ms"].default  # what the daemon budgets by default
@@ -38,22 +37,11 @@ DRY_CROSSFADE_MS = SCHEMA["audio"].keys["dry_crossfade_ms"].default  # what the 
 
 def frontier_rows(options: BenchOptions) -> list[BenchRow]:
     """One row per (model, L); writes the JSON and plots as a side product (see the module docstring)."""
-    from stemd.engines.demucs_backend import torch_threads
-    from stemd.engines.registry import ModelNotAvailable
-
-    threads = options.threads or max(1, (os.cpu_count() or 2) - 1)
-    rows: list[BenchRow] = []
-    with torch_threads(threads):
-        for name in options.models:
-            try:
-                separator = _load(name, options)
-            except ModelNotAvailable as exc:
-                rows.append(BenchRow(name, options.backend, note=f"not available: {exc}"))
-                continue
-            model = model_rows(separator, options, quality=name not in RANDOM_MODELS)
-            write(model, Path(options.out) if options.out else RESULTS)
-            rows += model
-    return rows
+    def rows_for(name: str, separator: Any) -> list[BenchRow]:
+        rows = model_rows(separator, options, quality=name not in RANDOM_MODELS)
+        write(rows, Path(options.out) if options.out else RESULTS)
+        return rows
+    return per_model(options, rows_for)
 
 
 def write(rows: list[BenchRow], out: Path) -> None:
@@ -125,13 +113,18 @@ def plot(rows: list[BenchRow], path: Path) -> None:
     rows = sorted(rows, key=lambda r: r.latency_ms)
     stems = list(rows[0].extra["quality_streaming"])
     fig, (truth, agree) = plt.subplots(1, 2, figsize=(11, 4.2))
+    xs = [r.latency_ms for r in rows]
+    short = [r for r in rows if not r.extra["fits"]]
     for i, stem in enumerate(stems):
         colour = f"C{i}"
-        xs = [r.latency_ms for r in rows]
         truth.plot(xs, [r.extra["quality_streaming"][stem]["sdr"] for r in rows], "o-", color=colour,
                    label=f"{stem} streaming")
         truth.axhline(rows[0].extra["quality_offline"][stem]["sdr"], color=colour, ls="--", label=f"{stem} offline")
         agree.plot(xs, [r.extra["sdr_vs_offline"][stem]["sdr"] for r in rows], "o-", color=colour, label=stem)
+        for axis, key in ((truth, "quality_streaming"), (agree, "sdr_vs_offline")):
+            # An L that cannot hold compute and margin plays mostly dry in the daemon: hollow points.
+            axis.plot([r.latency_ms for r in short], [r.extra[key][stem]["sdr"] for r in short], "o", color="white",
+                      markeredgecolor=colour, label="L too short: mostly dry" if i == len(stems) - 1 else None)
     for axis, title in ((truth, "SDR vs true stems (dB)"), (agree, "SDR vs the model's offline output (dB)")):
         for r in rows:
             if r.extra["mode"] == "auto":

@@ -10,10 +10,9 @@ import time
 import numpy as np
 import pytest
 from daemon_harness import running_daemon
-from jack_probe import Player, Recorder
 from oracle_separator import WEIGHTS
 from test_daemon_jack import wait_until
-from test_daemon_resilience import AMP, envelope, tone
+from test_daemon_resilience import AMP, envelope, tone_through
 
 from stemd.control.commands import ALL, Action, Command
 from stemd.daemon.mixer import db_to_gain
@@ -35,12 +34,7 @@ def test_the_dry_fallback_follows_master_gain_and_mute_all(jackd, tmp_path):
         assert wait_until(lambda: daemon.jack.path.stats.wet, 15), daemon.stats()
         daemon.session.submit([Command(Action.MUTE, stem="vocals"),
                                Command(Action.GAIN, stem=ALL, db=MASTER_DB, absolute=True)], "test")
-        player, recorder = Player(jackd, tone(rate), loop=True), Recorder(jackd, 1, 6.0)
-        player.connect("stemd:in_L", "stemd:in_R")
-        recorder.connect("stemd:out_L")
-        player.play()
-        time.sleep(0.5)
-        recorder.start()
+        player, recorder = tone_through(jackd, 6.0)
         time.sleep(0.8)
         wet_at = recorder.pos - round(0.5 * rate)
         pid = daemon.stats()["engine"]["pid"]

@@ -23,6 +23,7 @@ def test_geometry_rows_for_a_random_weight_model_through_the_cli(tmp_path):
     assert out.returncode == 0, out.stderr
     rows = json.loads(out.stdout)
     assert [r["latency_ms"] for r in rows[:-1]] == list(frontier.LATENCIES_MS) and rows[-1]["extra"]["mode"] == "auto"
+    assert {150, 200, 250, 300, 400} <= set(frontier.LATENCIES_MS)
     for r in rows:
         parts = r["extra"]["division_ms"]
         assert abs(sum(v for k, v in parts.items() if not k.startswith("streaming_")) - r["latency_ms"]) < 0.5
