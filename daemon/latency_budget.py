@@ -203,8 +203,8 @@ def _reason(mode: str, stream: Any, latency: int, compute: int, period: int, cro
     text = (f"latency {ms(latency)} ms ({'auto' if mode == 'auto' else 'set by [audio] latency_ms'}) = "
             f"streaming {ms(stream.latency_samples)} ({division}) + compute p95 {ms(compute)} + 2 periods "
             f"{ms(2 * period)} + dry crossfade {ms(crossfade)} + margin {ms(margin)} ms; "
-            f"{stream.separator.name} needs {p95:.0f} ms per {1000.0 * g.hop / g.rate:.0f} ms hop on this machine, "
-            f"the rest of L is lookahead")
+            f"{stream.separator.name} needs {p95:.0f} ms per {1000.0 * g.hop / g.rate:.0f} ms hop "
+            f"({1000.0 * g.window / g.rate:.0f} ms window) on this machine, the rest of L is lookahead")
     if mode == "auto":
         text += "; set [audio] latency_ms to override"
     if not keeps_up:
