@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 from daemon_harness import running_daemon
-from oracle_separator import WEIGHTS
+from oracle_separator import WEIGHTS, OracleSeparator
 from test_daemon_jack import wait_until
 from test_daemon_resilience import AMP, envelope, tone_through
 
@@ -32,6 +32,10 @@ def test_the_dry_fallback_follows_master_gain_and_mute_all(jackd, tmp_path):
     master = db_to_gain(MASTER_DB)
     with running_daemon(jackd, tmp_path) as daemon:
         assert wait_until(lambda: daemon.jack.path.stats.wet, 15), daemon.stats()
+        plan = daemon.stats()["latency"]  # a fixed L is planned too: the rest above the margin is lookahead
+        assert plan["mode"] == "fixed" and plan["right_ms"] > 1000 * OracleSeparator.streaming.right_s, plan
+        shown = sum(v for k, v in plan["division_ms"].items() if not k.startswith("streaming_"))
+        assert abs(shown - 1000 * daemon.jack.path.latency / rate) < 0.5, plan
         daemon.session.submit([Command(Action.MUTE, stem="vocals"),
                                Command(Action.GAIN, stem=ALL, db=MASTER_DB, absolute=True)], "test")
         player, recorder = tone_through(jackd, 6.0)
