@@ -35,12 +35,18 @@ def reference(song: Song, source: str) -> np.ndarray:
 
 
 def scores(song: Song, sources: list[str], estimate: np.ndarray, skip_s: float = 1.0) -> dict:
-    """{source: {"sdr", "si_sdr"}} in dB, ignoring the first `skip_s` (streaming warm-up) and the
-    last 0.2 s (the zero-padded tail)."""
-    span = slice(int(skip_s * song.sr), song.mix.shape[1] - song.sr // 5)
+    """{source: {"sdr", "si_sdr"}} in dB against the true stems (see `scores_against`)."""
+    return scores_against([reference(song, source) for source in sources], sources, estimate, song.sr, skip_s)
+
+
+def scores_against(references: list[np.ndarray], sources: list[str], estimate: np.ndarray, sr: int,
+                   skip_s: float = 1.0) -> dict:
+    """{source: {"sdr", "si_sdr"}} in dB of each estimate against its reference, ignoring the first
+    `skip_s` (streaming warm-up) and the last 0.2 s (the zero-padded tail)."""
+    span = slice(int(skip_s * sr), references[0].shape[1] - sr // 5)
     result = {}
     for i, source in enumerate(sources):
-        ref, est = reference(song, source)[:, span], estimate[i][:, span]
+        ref, est = references[i][:, span], estimate[i][:, span]
         result[source] = {"sdr": round(sdr(ref, est), 2), "si_sdr": round(si_sdr(ref, est), 2)}
     return result
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -39,6 +39,8 @@ class BenchOptions:
     window_s: float | None = None
     hop_s: float | None = None
     right_s: float | None = None
+    compute_ms: float | None = None  # frontier: p95 compute per hop to plan with (None = measure)
+    out: str = ""  # frontier: folder for its JSON and plots ("" = benchmarks/results)
 
 
 @dataclass
@@ -79,8 +81,9 @@ def _load(name: str, options: BenchOptions) -> Separator:
     return load_separator(name, device=options.device, backend=options.backend)
 
 
-def streaming_rows(options: BenchOptions) -> list[BenchRow]:
-    """One row per model in `options.models`; a model that cannot load here is a row with the reason."""
+def per_model(options: BenchOptions, rows_for: Callable[[str, Separator], list[BenchRow]]) -> list[BenchRow]:
+    """`rows_for(name, separator)` for each model in `options.models`, at the bench's torch threads; a
+    model that cannot load here is a row with the reason."""
     from stemd.engines.demucs_backend import torch_threads
     from stemd.engines.registry import ModelNotAvailable
 
@@ -93,8 +96,13 @@ def streaming_rows(options: BenchOptions) -> list[BenchRow]:
             except ModelNotAvailable as exc:
                 rows.append(BenchRow(name, options.backend, note=f"not available: {exc}"))
                 continue
-            rows.append(measure(separator, options))
+            rows += rows_for(name, separator)
     return rows
+
+
+def streaming_rows(options: BenchOptions) -> list[BenchRow]:
+    """One row per model in `options.models`."""
+    return per_model(options, lambda name, separator: [measure(separator, options)])
 
 
 def measure(separator: Separator, options: BenchOptions) -> BenchRow:

@@ -147,7 +147,7 @@ class Daemon:
         """Rings, engine, mixer and audio path for sample rate `rate` (again after a rate change)."""
         audio = self.config.audio
         self.rate = rate
-        self.latency_plan = {"mode": "fixed", "reason": "set by [audio] latency_ms"}
+        self.latency_plan = {"mode": "fixed", "reason": "set by [audio] latency_ms (no engine)"}
         latency = round(audio.latency_ms * rate / 1000.0)  # 0 = auto: the worker measures what it needs
         crossfade = round(audio.dry_crossfade_ms * rate / 1000.0)
         capacity = (latency or latency_budget.frames(latency_budget.MAX_AUTO_MS, rate)) + MAX_BLOCK + rate
@@ -201,25 +201,12 @@ class Daemon:
         self.refine_modes = {s: e.refine_default for s in self.sources}
         self._ready_since = time.monotonic()
         plan = info["plan"]
-        if plan is None:
-            self._check_latency(info, latency, spec)
-            return latency
         # Fixed from now on: a restarted worker runs the same geometry at the same L, uncalibrated.
-        self.engine.spec = dataclasses.replace(spec, latency=plan.latency, hop_s=plan.hop_s)
+        self.engine.spec = dataclasses.replace(spec, latency=plan.latency, hop_s=plan.hop_s, right_s=plan.right_s,
+                                               calibrate=False)
         self.latency_plan = plan.as_dict(rate)
         log.log(logging.INFO if plan.fits else logging.WARNING, plan.reason)
         return plan.latency
-
-    def _check_latency(self, info: dict[str, Any], latency: int, spec: WorkerSpec) -> None:
-        need = latency_budget.minimum(info["latency_frames"], 0.0, spec.period, spec.crossfade, spec.rate)
-        rate = spec.rate
-        if latency < need:
-            log.warning(
-                "[audio] latency_ms = %g is below what %s needs before compute time (%.0f ms: streaming "
-                "delay %.0f ms + two periods + the dry crossfade); the output will mostly stay dry — raise it",
-                self.config.audio.latency_ms, self.model_name, 1000 * need / rate,
-                1000 * info["latency_frames"] / rate,
-            )
 
     def _engine_failed(self, reason: str) -> None:
         """No model: run dry (the music keeps playing) and say why, once; no restart loop."""

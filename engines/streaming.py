@@ -24,7 +24,7 @@ from typing import Protocol
 
 import numpy as np
 
-from stemd.engines.resample import StreamResampler, max_lag
+from stemd.engines.resample import QUALITY, StreamResampler, max_lag
 from stemd.engines.separator import Separator
 
 CROSSFADE_S = 0.01
@@ -92,7 +92,11 @@ class StreamingSeparator:
         )
         g = self.geometry
         self.hop_samples = round(g.hop * rate / self.model_rate)
-        self.resampler_lag = {"in": max_lag(rate, self.model_rate), "out": max_lag(self.model_rate, rate)}
+        # A model that ignores the top of the band (spleeter2 masks nothing above 11 kHz) may take a
+        # resampler with a shorter hold-back: fewer frames of L that buy nothing (`resample_quality`).
+        self.resample_quality = getattr(separator, "resample_quality", QUALITY)
+        q = self.resample_quality
+        self.resampler_lag = {"in": max_lag(rate, self.model_rate, q), "out": max_lag(self.model_rate, rate, q)}
         self._post_delay = 0  # model-rate delay of the post-processors
         self.latency_samples = self._latency()
         ramp = np.sin(0.5 * np.pi * (np.arange(g.crossfade) + 0.5) / max(g.crossfade, 1)) ** 2
@@ -103,8 +107,24 @@ class StreamingSeparator:
         self.reset()
 
     def _latency(self) -> int:
-        delay = self.resampler_lag["in"] + self.geometry.delay + self._post_delay
+        return self.latency_with_right(self.geometry.right)
+
+    def latency_with_right(self, right: int) -> int:
+        """`latency_samples` this stream would have with right context `right` (model-rate samples)
+        and everything else as it is: what the latency plan sizes R with."""
+        g = self.geometry
+        delay = self.resampler_lag["in"] + right + g.crossfade + g.hop + self._post_delay
         return math.ceil(delay * self.rate / self.model_rate + self.resampler_lag["out"])
+
+    def delay_parts_ms(self) -> dict[str, float]:
+        """`latency_samples` in its parts (ms): lookahead, hop, crossfade, post-processors (the
+        refiner) and resampling, which takes the rounding so the parts add up to the whole."""
+        g, ms = self.geometry, 1000.0 / self.model_rate
+        parts = {"lookahead": g.right * ms, "hop": g.hop * ms, "crossfade": g.crossfade * ms}
+        if self._post_delay:
+            parts["refiner"] = self._post_delay * ms
+        parts["resampling"] = 1000.0 * self.latency_samples / self.rate - sum(parts.values())
+        return {k: round(v, 1) for k, v in parts.items()}
 
     def add_post(self, processor: PostProcessor) -> None:
         """Append a post-processor before streaming starts; its delay becomes part of
@@ -120,8 +140,8 @@ class StreamingSeparator:
         for post in self.post:
             getattr(post, "reset", lambda: None)()
         g, channels = self.geometry, 2 * len(self.sources)
-        self._to_model = StreamResampler(self.rate, self.model_rate, 2)
-        self._from_model = StreamResampler(self.model_rate, self.rate, channels)
+        self._to_model = StreamResampler(self.rate, self.model_rate, 2, self.resample_quality)
+        self._from_model = StreamResampler(self.model_rate, self.rate, channels, self.resample_quality)
         self._window = np.zeros((2, g.window), dtype=np.float32)
         self._filled = 0  # model-rate samples of the next hop already in the window's tail
         self._model_in = 0  # model-rate input samples so far

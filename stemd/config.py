@@ -67,10 +67,11 @@ SCHEMA: dict[str, Section] = {
             "latency_ms": Key(
                 0.0,
                 "Total latency L from input to output in ms, reported to JACK and fixed while running.\n"
-                "0 = auto: after loading, the engine times a few hops on this machine, lengthens the hop\n"
-                "if compute would not keep up, and sets L to what that needs (logged and in `stemd status`).\n"
-                "A value (20-5000) is used as given; it must cover the model's right context + hop +\n"
-                "resampling + compute + two periods + dry_crossfade_ms (see docs/decisions/).",
+                "After loading, the engine times a few hops on this machine and lengthens the hop if compute\n"
+                "would not keep up; what L leaves above a compute margin becomes lookahead (quality).\n"
+                "0 = auto: L for the model's preferred lookahead. A value (20-5000) is used as given; it must\n"
+                "cover hop + resampling + compute + two periods + dry_crossfade_ms. How L was divided is\n"
+                "logged and in `stemd status` (see docs/decisions/daemon.md).",
                 min=0.0, max=5000.0, check=lambda v: None if v == 0 or v >= 20 else "must be 0 (auto) or at least 20",
             ),
             "dry_crossfade_ms": Key(
@@ -121,7 +122,8 @@ SCHEMA: dict[str, Section] = {
             "window_s": Key(0.0, "Context window W in seconds; 0 = the model's default.", min=0.0, max=30.0),
             "hop_ms": Key(0.0, "Hop H in ms; 0 = the model's default.", min=0.0, max=2000.0),
             "right_context_ms": Key(
-                0.0, "Right context (lookahead) R in ms; 0 = the model's default.", min=0.0, max=2000.0
+                0.0, "Right context (lookahead) R in ms; 0 = what L leaves (auto: the model's preferred).",
+                min=0.0, max=2000.0
             ),
             "threads": Key(0, "Torch intra-op threads in the worker; 0 = all cores but one.", min=0, max=256),
             "refine_default": Key("off", "Refiner mode at start for every stem.", choices=REFINE_MODES),

@@ -73,20 +73,20 @@ def oracle_streams(busy_ms, grid=None):
     if grid:
         separator.grid = grid  # as HTDemucs has: windows and hops in whole 1024-sample frames
 
-    def build(hop_s):
-        return StreamingSeparator(separator, 48000, None, hop_s, None), None
+    def build(hop_s, right_s):
+        return StreamingSeparator(separator, 48000, None, hop_s, right_s), None
     return build
 
 
 def test_auto_moves_the_hop_on_the_models_frame_grid():
-    (stream, _), plan = latency_budget.plan(oracle_streams(40.0, grid=1024), False, 256, 480, 48000)
+    (stream, _), plan = latency_budget.plan(oracle_streams(40.0, grid=1024), False, False, 256, 480, 48000)
     assert stream.geometry.hop % 1024 == 0 and stream.geometry.hop > 1024 * round(0.05 * 44100 / 1024)
     assert plan.compute_p95_ms <= latency_budget.HOP_SHARE * 1000 * plan.hop_s
     assert plan.latency >= plan.minimum >= stream.latency_samples + 2 * 256 + 480 + round(0.04 * 48000)
 
 
 def test_a_hop_set_in_the_config_is_kept_and_the_plan_says_it_is_too_short():
-    (stream, _), plan = latency_budget.plan(oracle_streams(40.0), True, 256, 480, 48000)
+    (stream, _), plan = latency_budget.plan(oracle_streams(40.0), True, False, 256, 480, 48000)
     assert plan.hop_s == pytest.approx(OracleSeparator.streaming.hop_s)
     assert not plan.fits and "[engine] hop_ms" in plan.reason
     assert plan.latency >= plan.minimum

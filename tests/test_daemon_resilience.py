@@ -32,17 +32,23 @@ def envelope(x, rate, window_s=0.01):
     return np.abs(frames).max(axis=1)
 
 
+def tone_through(jackd, seconds):
+    """A looping tone into stemd's inputs and a recorder on out_L, started 0.5 s into the tone."""
+    player, recorder = Player(jackd, tone(jackd.rate), loop=True), Recorder(jackd, 1, seconds)
+    player.connect("stemd:in_L", "stemd:in_R")
+    recorder.connect("stemd:out_L")
+    player.play()
+    time.sleep(0.5)
+    recorder.start()
+    return player, recorder
+
+
 def test_killing_the_worker_mid_stream_keeps_the_audio_going_and_separation_resumes(jackd, tmp_path):
     rate = jackd.rate
     with running_daemon(jackd, tmp_path) as daemon:
         assert wait_until(lambda: daemon.jack.path.stats.wet, 15), daemon.stats()
         daemon.session.submit([Command(Action.MUTE, stem="vocals")], "test")
-        player, recorder = Player(jackd, tone(rate), loop=True), Recorder(jackd, 1, 8.0)
-        player.connect("stemd:in_L", "stemd:in_R")
-        recorder.connect("stemd:out_L")
-        player.play()
-        time.sleep(0.5)
-        recorder.start()
+        player, recorder = tone_through(jackd, 8.0)
         time.sleep(1.0)
         before = daemon.stats()
         os.kill(before["engine"]["pid"], signal.SIGKILL)

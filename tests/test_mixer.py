@@ -3,7 +3,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from stemd.control.commands import Action, Command
+from stemd.control.commands import ALL, Action, Command
 from stemd.daemon.mixer import Mixer
 
 SR = 48000
@@ -207,3 +207,39 @@ def test_stem_outputs_are_the_heard_stems():
     assert np.all(stem_out[1] == 0) and np.array_equal(stem_out[0], stems[0])
     assert np.allclose(out, stem_out.sum(axis=0), atol=1e-6)
     assert m.take_peaks()["vocals"] > 0.2 and m.take_peaks()["vocals"] == 0.0
+
+
+def dry_block(mixer, n=480):
+    """One block through the mixer (stems missing: zeros) and its dry fallback of ones."""
+    mixer.process(np.zeros((len(mixer.stems), 2, n), np.float32), np.zeros((2, n), np.float32))
+    dry = np.ones((2, n), np.float32)
+    mixer.scale_dry(dry)
+    return dry
+
+
+@pytest.mark.parametrize("commands", [
+    [Command(Action.MUTE, stem=ALL)],
+    [Command(Action.GAIN, stem=ALL, db=-60.0, absolute=True)],
+    [Command(Action.MUTE, stem="vocals"), Command(Action.MUTE, stem="drums"),
+     Command(Action.MUTE, stem="bass"), Command(Action.GAIN, stem="other", db=-60.0, absolute=True)],
+    [Command(Action.SOLO, stem="vocals"), Command(Action.MUTE, stem="vocals")],
+])
+def test_the_dry_fallback_is_silent_when_nothing_is_audible_and_ramps_there(commands):
+    mixer = Mixer(["vocals", "drums", "bass", "other"], 48000, ramp_ms=10.0)
+    assert (dry_block(mixer) == 1.0).all()
+    for command in commands:
+        mixer.apply(command)
+    ramp = dry_block(mixer)[0]
+    assert ramp[0] < 1.0 and ramp[-1] == 0.0 and np.abs(np.diff(ramp)).max() < 0.01  # 10 ms ramp, no click
+    assert not dry_block(mixer).any()
+    mixer.apply(Command(Action.RESET))
+    dry_block(mixer)
+    assert (dry_block(mixer) == 1.0).all()
+
+
+def test_the_dry_fallback_follows_master_gain_but_not_per_stem_settings():
+    mixer = Mixer(["vocals", "accompaniment"], 48000, ramp_ms=5.0)
+    mixer.apply(Command(Action.GAIN, stem=ALL, db=-6.0, absolute=True))
+    mixer.apply(Command(Action.MUTE, stem="vocals"))
+    dry_block(mixer)
+    np.testing.assert_allclose(dry_block(mixer), 10 ** (-6 / 20), rtol=1e-6)

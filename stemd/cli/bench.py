@@ -26,6 +26,7 @@ PROVIDERS: dict[str, str] = {
     "quality": "stemd.benchmarks.quality:quality_rows",
     "refine": "stemd.benchmarks.refine:refine_rows",
     "backends": "stemd.benchmarks.backends:backend_rows",
+    "frontier": "stemd.benchmarks.frontier:frontier_rows",
 }
 # name -> "module:main"; main takes the suite's own argv and returns an exit status.
 SUITES: dict[str, str] = {
@@ -34,6 +35,7 @@ SUITES: dict[str, str] = {
     "osc": "stemd.benchmarks.osc_load:main",
     "web": "stemd.benchmarks.web_load:main",
 }
+DEFAULT_PROVIDERS = [name for name in PROVIDERS if name != "frontier"]  # minutes of streaming: ask for it
 DEFAULT_MODELS = ["small", "htdemucs-size", "htdemucs", "spleeter2"]
 
 
@@ -54,6 +56,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hop-ms", type=float, help="hop H in ms (default: the model's)")
     parser.add_argument("--right-ms", type=float, help="right context R in ms (default: the model's)")
     parser.add_argument("--only", nargs="+", choices=sorted(PROVIDERS), help="run only these providers")
+    parser.add_argument("--compute-ms", type=float,
+                        help="frontier: p95 compute per hop to plan with (default: measured here)")
+    parser.add_argument("--out", default="", help="frontier: folder for frontier.json and its plots "
+                                                  "(default: benchmarks/results)")
 
 
 def _resolve(target: str):
@@ -77,9 +83,10 @@ def main(args: argparse.Namespace) -> int:
         backend=args.backend, threads=args.threads, window_s=args.window,
         hop_s=None if args.hop_ms is None else args.hop_ms / 1000.0,
         right_s=None if args.right_ms is None else args.right_ms / 1000.0,
+        compute_ms=args.compute_ms, out=args.out,
     )
     rows = []
-    for name in args.only or PROVIDERS:
+    for name in args.only or DEFAULT_PROVIDERS:
         rows += _resolve(PROVIDERS[name])(options)
     if args.json:
         json.dump([asdict(r) for r in rows], sys.stdout, indent=2)
