@@ -8,7 +8,9 @@ cd "$(dirname "$0")/.."
 EXTRA="run"
 [[ "${1:-}" == "--test" ]] && EXTRA="test"
 
-APT_PACKAGES=(jackd2 libjack-jackd2-0 fluidsynth fluid-soundfont-gm espeak-ng sox libsndfile1)
+# pipewire + pipewire-jack + wireplumber + dbus-bin: the tests also run stemd under PipeWire's JACK (pw-jack).
+APT_PACKAGES=(jackd2 libjack-jackd2-0 fluidsynth fluid-soundfont-gm espeak-ng sox libsndfile1
+              pipewire pipewire-jack wireplumber dbus-bin)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
