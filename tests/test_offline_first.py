@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from daemon_harness import write_config
 from test_daemon_cli import free_udp_port
 
 GUARD = Path(__file__).parent / "network_guard"
@@ -84,11 +85,11 @@ def test_commands_run_offline(offline, command):
 def test_a_daemon_with_a_missing_model_runs_dry_says_why_in_one_line_and_status_json_is_pure(
         offline, jackd, tmp_path):
     port = free_udp_port()
-    config = tmp_path / "stemd.toml"
-    config.write_text(
-        f'[engine]\nmodel = "htdemucs"\n[jack]\nserver_name = "{jackd.name}"\nconnect_inputs = []\n'
-        f'connect_outputs = []\n[osc]\nport = {port}\n[voice]\nenabled = false\n[midi]\njack_ports = false\n'
-        f'[state]\ndir = "{tmp_path / "state"}"\n'
+    config = write_config(
+        tmp_path / "stemd.toml", engine={"model": "htdemucs"},
+        jack={"server_name": jackd.name, "connect_inputs": [], "connect_outputs": []},
+        osc={"port": port}, voice={"enabled": False}, midi={"jack_ports": False},
+        state={"dir": str(tmp_path / "state")},
     )
     daemon = subprocess.Popen([sys.executable, "-m", "stemd", "run", "--config", str(config)], env=offline,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

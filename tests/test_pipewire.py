@@ -10,6 +10,7 @@ import sys
 import time
 
 import pytest
+from daemon_harness import write_config
 from pipewire_server import QUANTUM, RATE, SINK, PipeWireServer
 from test_daemon_cli import free_udp_port
 from test_daemon_jack import wait_until
@@ -35,12 +36,11 @@ def pipewire(tmp_path):
 def stemd(pipewire, tmp_path):
     """`pw-jack stemd run` (dry) wired to the null sink: in from its monitor, out to its playback."""
     port = free_udp_port()
-    config = tmp_path / "stemd.toml"
-    config.write_text(
-        f'[audio]\nlatency_ms = {LATENCY_MS}\n[engine]\nmodel = "dry"\n'
-        f'[jack]\nconnect_inputs = {INS}\nconnect_outputs = {OUTS}\nreconnect_interval_s = 0.2\n'
-        f'[osc]\nport = {port}\n[voice]\nenabled = false\n[midi]\njack_ports = false\n'
-        f'[state]\ndir = "{tmp_path / "state"}"\n'.replace("'", '"')
+    config = write_config(
+        tmp_path / "stemd.toml", audio={"latency_ms": LATENCY_MS}, engine={"model": "dry"},
+        jack={"connect_inputs": INS, "connect_outputs": OUTS, "reconnect_interval_s": 0.2},
+        osc={"port": port}, voice={"enabled": False}, midi={"jack_ports": False},
+        state={"dir": str(tmp_path / "state")},
     )
     log = (tmp_path / "stemd.log").open("w")
     process = pipewire.command([sys.executable, "-m", "stemd", "run", "--config", str(config)],
