@@ -11,7 +11,7 @@ import time
 
 import pytest
 from daemon_harness import write_config
-from pipewire_server import QUANTUM, RATE, SINK, PipeWireServer
+from pipewire_server import QUANTUM, RATE, SINK, JackPort, PipeWireServer
 from test_daemon_cli import free_udp_port
 from test_daemon_jack import wait_until
 
@@ -87,17 +87,25 @@ def test_under_pw_jack_stemd_has_its_ports_connections_and_reports_its_latency(p
 
 def test_stemd_waits_while_pipewire_is_gone_and_reconnects_its_ports_when_it_is_back(pipewire, stemd):
     assert _periods_advance(stemd)
+    started = time.monotonic()
     pipewire.kill()
     assert wait_until(lambda: stemd()["state"] == "waiting for JACK", 10), stemd()
+    noticed = time.monotonic() - started
     pipewire.start_pipewire()
+    started = time.monotonic()
     assert wait_until(lambda: stemd()["state"].startswith("running"), 15), stemd()
+    back = time.monotonic() - started
     # As after a real restart, the sink's ports appear only once WirePlumber has set it up, after
     # stemd is back: stemd connects them as they appear.
     assert "stemd:out_L" in pipewire.ports() and f"{SINK}:playback_FL" not in pipewire.ports()
     pipewire.start_session_manager()
-    assert wait_until(lambda: pipewire.ports().get("stemd:out_L", None) is not None
-                      and pipewire.ports()["stemd:out_L"].connections == [OUTS[0]], 10), pipewire.ports()
+    started = time.monotonic()
+    assert wait_until(lambda: pipewire.ports().get("stemd:out_L", JackPort()).connections == [OUTS[0]], 10), \
+        pipewire.ports()
+    connected = time.monotonic() - started
+    print(f"PipeWire killed: stemd waiting after {noticed:.2f} s; running {back:.2f} s after PipeWire "
+          f"was up; connected {connected:.2f} s after the sink's ports appeared")
     ports = pipewire.ports()
     assert ports["stemd:in_R"].connections == [INS[1]] and ports["stemd:out_R"].connections == [OUTS[1]]
+    assert ports["stemd:out_L"].capture == tuple(c + L for c in ports[INS[0]].capture)
     assert _periods_advance(stemd), "stemd reconnected but its process callback does not run"
-    assert ports["stemd:out_L"].capture[0] >= L
