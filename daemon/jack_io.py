@@ -8,6 +8,7 @@ mixer state and rings, and the ports are re-created with the connections they ha
 
 from __future__ import annotations
 
+import errno
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -136,6 +137,8 @@ class JackIO:
                     else:
                         self.client.connect(port, peer)
                 except jack.JackError as exc:
+                    if getattr(exc, "code", None) == errno.EEXIST:
+                        continue  # already connected is what we wanted
                     log.warning("cannot connect %s to %s (%s); connecting it when it appears",
                                 port.name, peer, exc)
                     failed.setdefault(short, []).append(peer)
