@@ -3,8 +3,8 @@
 JACK-Client's `set_shutdown_callback` registers `jack_on_info_shutdown`. jackd2 calls that one, but
 PipeWire's libjack (0.3.x, Debian 12's `pw-jack`) calls only the plain `jack_on_shutdown` when the
 PipeWire daemon goes away: without this a client under PipeWire never learns that its server died
-and never reconnects. Registering both is safe: jackd2 calls the info callback instead of the plain
-one, never both, and the daemon's handler only raises a flag.
+and never reconnects. Registering both is safe whichever libjack calls which: both only set the
+same flag, and setting it twice changes nothing.
 """
 
 from __future__ import annotations

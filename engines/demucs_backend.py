@@ -4,8 +4,8 @@ Why demucs's loader and not our own: a user who already ran `demucs` has the wei
 caches (the Hugging Face hub cache, or torch.hub's `checkpoints/`), and a model repo folder made for
 `demucs --repo` works here unchanged. Only `stemd models fetch` downloads (`download_demucs_model`):
 loading reads the cached files by path through demucs's own pieces, because `get_model` asks the
-Hugging Face hub first even when the files are cached, and offline that retries for about a minute
-before it falls back. A missing file is one error naming the exact file and folder, at once.
+Hugging Face hub first even when the files are cached, and offline that retries five times (30 s
+here where DNS fails at once; longer where lookups time out) before it falls back. A missing file is one error naming the exact file and folder, at once.
 
 Streaming runs the model on short windows, so every HTDemucs is switched to `use_train_segment=False`:
 otherwise it pads each window to its 7.8 s training segment and a 1 s window costs as much as 7.8 s.

@@ -67,12 +67,12 @@ def test_a_failed_build_leaves_neither_the_file_nor_a_partial_one(tmp_path):
     assert target.read_bytes() == b"old"
 
 
+# A short window (8 x 1024 samples, on HTDemucs's frame grid) keeps the two exports ~40 % cheaper.
 EXPORT = textwrap.dedent("""
-    import sys
-    from stemd.engines.demucs_backend import STREAMING, random_htdemucs
-    from stemd.engines.onnx_export import _run_onnx, exported
     import numpy as np
-    window = round(STREAMING.window_s * 44100)
+    from stemd.engines.demucs_backend import random_htdemucs
+    from stemd.engines.onnx_export import _run_onnx, exported
+    window = 8 * 1024
     path = exported(random_htdemucs(channels=8, t_layers=1), window)
     _run_onnx(path, np.zeros((1, 2, window), np.float32))
     print(path)
