@@ -8,6 +8,7 @@ sink (tests/pipewire_server.py); the dry model keeps the test about the JACK sid
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from daemon_harness import write_config
@@ -83,6 +84,14 @@ def test_under_pw_jack_stemd_has_its_ports_connections_and_reports_its_latency(p
     # Playback side: stemd's input is L further from the speaker than the sink's own input.
     sink_playback = ports[OUTS[0]].playback
     assert ports["stemd:in_L"].playback == (sink_playback[0] + L, sink_playback[1] + L)
+    # And the audio itself comes out L later, as reported.
+    probe = pipewire.command([sys.executable, str(Path(__file__).parent / "pw_impulse.py")],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = probe.communicate(timeout=60)
+    assert probe.returncode == 0, err
+    delay = int(out.strip().splitlines()[-1])
+    print(f"under PipeWire: impulse through stemd after {delay} frames; stemd reports L = {L}")
+    assert abs(delay - L) <= QUANTUM
 
 
 def test_stemd_waits_while_pipewire_is_gone_and_reconnects_its_ports_when_it_is_back(pipewire, stemd):
