@@ -85,8 +85,8 @@ def test_missing_weights_offline_name_the_exact_file_and_folder():
     assert "955717e8-8726e21a.th" in message and str(checkpoint_dir()) in message
 
 
-def test_weights_in_torch_hub_cache_load_offline_through_get_model():
-    """The file demucs would have downloaded, pre-placed: get_model finds it with no network."""
+def test_weights_in_torch_hub_cache_load_offline_through_demucs_legacy_repo():
+    """The file demucs would have downloaded, pre-placed: demucs's legacy repo reads it with no request."""
     (path,) = weight_files("htdemucs")
     save_checkpoint(random_htdemucs(8, t_layers=1), path)
     assert weights_present("htdemucs") and resolve_auto("cpu") == "htdemucs"
