@@ -345,6 +345,7 @@ class Daemon:
             self.state = self._running_state()
         if now >= self._next_housekeeping:
             self._next_housekeeping = now + HOUSEKEEPING_S
+            self.jack.connect_missing()
             self.jack.remember_connections()
             self._save_state()
         interval = self.notifier.watchdog_interval_s

@@ -8,6 +8,7 @@ mixer state and rings, and the ports are re-created with the connections they ha
 
 from __future__ import annotations
 
+import errno
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ import jack
 
 from stemd.daemon.audio_path import AudioPath
 from stemd.daemon.jack_latency import LatencyReporter
+from stemd.daemon.jack_shutdown import on_plain_shutdown
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +82,7 @@ class JackIO:
     server_gone: threading.Event = field(default_factory=threading.Event)
     hooks: list[RtHook] = field(default_factory=list)
     connections: dict[str, list[str]] = field(default_factory=dict)
+    missing: dict[str, list[str]] = field(default_factory=dict)  # wanted peers not there (yet)
     callback_errors: int = 0
     last_error: Exception | None = None
 
@@ -114,14 +117,17 @@ class JackIO:
         client.set_process_callback(self._process)
         client.set_xrun_callback(self.xruns)
         client.set_shutdown_callback(self._shutdown)
+        self._plain_shutdown = on_plain_shutdown(client, self.server_gone.set)
         for hook in self.hooks:
             hook.register(client)
         client.activate()
-        self._restore(self.connections or plan.defaults())
+        self.missing = self._restore(self.connections or plan.defaults())
         self.remember_connections()
 
-    def _restore(self, wanted: dict[str, list[str]]) -> None:
+    def _restore(self, wanted: dict[str, list[str]]) -> dict[str, list[str]]:
+        """Connect our ports to the `wanted` peers; returns the ones that could not be connected."""
         own = {p.shortname: p for p in self._ports()}
+        failed: dict[str, list[str]] = {}
         for short, peers in wanted.items():
             port = own.get(short)
             for peer in peers if port is not None else ():
@@ -131,7 +137,31 @@ class JackIO:
                     else:
                         self.client.connect(port, peer)
                 except jack.JackError as exc:
-                    log.warning("cannot connect %s to %s (%s); skipped", port.name, peer, exc)
+                    if getattr(exc, "code", None) == errno.EEXIST:
+                        continue  # already connected is what we wanted
+                    log.warning("cannot connect %s to %s (%s); connecting it when it appears",
+                                port.name, peer, exc)
+                    failed.setdefault(short, []).append(peer)
+        return failed
+
+    def connect_missing(self) -> None:
+        """Make the wanted connections whose peer port was missing, once it exists. Under PipeWire
+        a restarted server shows its sinks only after the session manager has set them up, which
+        is after stemd has reconnected (control thread, from housekeeping)."""
+        if not self.missing or self.client is None or self.server_gone.is_set():
+            return
+        try:
+            present = {p.name for p in self.client.get_ports()}
+        except jack.JackError:
+            return
+        arrived = {short: [p for p in peers if p in present] for short, peers in self.missing.items()}
+        if not any(arrived.values()):
+            return
+        failed = self._restore(arrived)
+        pending = {short: [p for p in peers if p not in present] + failed.get(short, [])
+                   for short, peers in self.missing.items()}
+        self.missing = {short: peers for short, peers in pending.items() if peers}
+        self.remember_connections()
 
     def _ports(self) -> list[jack.Port]:
         return [*self._in, *self._out, *self._stem_ports, *([self._mic] if self._mic is not None else [])]
@@ -141,10 +171,12 @@ class JackIO:
         if self.client is None or self.server_gone.is_set():
             return
         try:
-            self.connections = {p.shortname: [c.name for c in self.client.get_all_connections(p)]
-                                for p in self._ports()}
+            made = {p.shortname: [c.name for c in self.client.get_all_connections(p)] for p in self._ports()}
         except jack.JackError:
-            pass  # the server is going away; the shutdown callback follows
+            return  # the server is going away; the shutdown callback follows
+        for short, peers in self.missing.items():  # still wanted after a restart
+            made[short] = made.get(short, []) + [p for p in peers if p not in made.get(short, [])]
+        self.connections = made
 
     def close(self) -> None:
         client, self.client = self.client, None

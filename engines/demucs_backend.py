@@ -2,9 +2,10 @@
 
 Why demucs's loader and not our own: a user who already ran `demucs` has the weights in demucs's
 caches (the Hugging Face hub cache, or torch.hub's `checkpoints/`), and a model repo folder made for
-`demucs --repo` works here unchanged. Offline (HF_HUB_OFFLINE=1) we check the caches first, because
-demucs would otherwise fall through to a download; a missing file is one error naming the exact file
-and folder.
+`demucs --repo` works here unchanged. Only `stemd models fetch` downloads (`download_demucs_model`):
+loading reads the cached files by path through demucs's own pieces, because `get_model` asks the
+Hugging Face hub first even when the files are cached, and offline that retries five times (30 s
+here where DNS fails at once; longer where lookups time out) before it falls back. A missing file is one error naming the exact file and folder, at once.
 
 Streaming runs the model on short windows, so every HTDemucs is switched to `use_train_segment=False`:
 otherwise it pads each window to its 7.8 s training segment and a 1 s window costs as much as 7.8 s.
@@ -20,7 +21,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from stemd.engines.registry import ModelNotAvailable, hub_offline
+from stemd.engines.registry import ModelNotAvailable
 from stemd.engines.separator import Separator, StreamingDefaults
 
 # Streaming geometry (W, H, R in seconds), whole multiples of HTDemucs's 1024-sample frame grid so
@@ -58,17 +59,22 @@ def weight_files(name: str) -> list[Path]:
     return [checkpoint_dir() / urls[sig].rsplit("/", 1)[1] for sig in signatures(name)]
 
 
-def in_hf_cache(name: str) -> bool:
+def _hf_cached_files(name: str) -> list[Path] | None:
+    """The bag's yaml and safetensors in the Hugging Face cache (no request), None unless all are."""
     from demucs.hf import DEFAULT_NAMESPACE, hf_repo_name
 
     try:
         from huggingface_hub import try_to_load_from_cache
     except ImportError:  # demucs then loads from torch.hub's cache only
-        return False
+        return None
 
     repo = f"{DEFAULT_NAMESPACE}/{hf_repo_name(name)}"
-    files = [f"{name}.yaml"] + [f"{sig}.safetensors" for sig in signatures(name)]
-    return all(isinstance(try_to_load_from_cache(repo, f), str) for f in files)
+    found = [try_to_load_from_cache(repo, f) for f in [f"{name}.yaml"] + [f"{s}.safetensors" for s in signatures(name)]]
+    return [Path(f) for f in found] if all(isinstance(f, str) for f in found) else None
+
+
+def in_hf_cache(name: str) -> bool:
+    return _hf_cached_files(name) is not None
 
 
 def weights_present(name: str) -> bool:
@@ -105,12 +111,41 @@ def load_demucs_model(name: str, model_path: str = "") -> torch.nn.Module:
         if not path.is_file():
             raise ModelNotAvailable(f"model {name}: weight file {path} does not exist")
         return _load_file(path)
-    if hub_offline() and not weights_present(name):
+    if not weights_present(name):
         raise ModelNotAvailable(_missing_message(name))
     try:
-        return get_model(name)
-    except Exception as exc:  # demucs reports network and cache failures with many types
+        return _from_caches(name)
+    except Exception as exc:  # demucs reports damaged files with many types
         raise ModelNotAvailable(f"{_missing_message(name)} ({exc})") from exc
+
+
+def _from_caches(name: str) -> torch.nn.Module:
+    """What `get_model(name)` returns, from the cached files only: the Hugging Face cache's
+    safetensors, else torch.hub's checkpoints through demucs's legacy repo, which reads a file that
+    is there without a request."""
+    from demucs.apply import BagOfModels
+    from demucs.pretrained import _parse_remote_files
+    from demucs.repo import AnyModelRepo, BagOnlyRepo, RemoteRepo
+
+    hf_files = _hf_cached_files(name)
+    if hf_files is not None:
+        import yaml
+
+        from demucs.hf import load_safetensors_model
+
+        bag = yaml.safe_load(hf_files[0].read_text())
+        models = [load_safetensors_model(path) for path in hf_files[1:]]
+        return BagOfModels(models, bag.get("weights"), bag.get("segment")).eval()
+    models = RemoteRepo(_parse_remote_files(_remote_root() / "files.txt"))
+    return AnyModelRepo(models, BagOnlyRepo(_remote_root(), models)).get_model(name).eval()
+
+
+def download_demucs_model(name: str) -> torch.nn.Module:
+    """The one path that uses the network: demucs's `get_model`, the Hugging Face hub first, then
+    demucs's legacy repo (for `stemd models fetch demucs NAME`)."""
+    from demucs.pretrained import get_model
+
+    return get_model(name)
 
 
 def _load_file(path: Path) -> torch.nn.Module:

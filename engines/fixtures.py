@@ -24,6 +24,8 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from stemd.engines.cache import atomic_file
+
 VERSION = 1
 STEMS = ("vocals", "drums", "bass", "other")
 SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
@@ -78,12 +80,9 @@ def render_song(seconds: float = 8.0, sr: int = 44100, seed: int = 0, bpm: float
 
 
 def _save(song: Song, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz")
-    with os.fdopen(fd, "wb") as f:
+    with atomic_file(path) as partial, partial.open("wb") as f:
         np.savez(f, beats=song.beats, **{f"stem_{k}": v for k, v in song.stems.items()},
                  **{f"hit_{k}": v for k, v in song.hits.items()})
-    os.replace(tmp, path)
 
 
 def _load(path: Path, bpm: float, sr: int) -> Song:

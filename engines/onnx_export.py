@@ -11,16 +11,17 @@ is what TensorRT optimises best.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import os
 import time
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from stemd.engines.cache import atomic_file, build_once
 from stemd.engines.metrics import sdr
 
 INPUT_NAME = "mix"
@@ -28,7 +29,7 @@ OUTPUT_NAME = "stems"
 OPSET = 17
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class ExportReport:
     """Parity of the exported graph against the PyTorch model on the same random input."""
 
@@ -57,42 +58,44 @@ def onnx_cache_path(model: torch.nn.Module, window_samples: int, cache_dir: Path
 
 def export_htdemucs(model: torch.nn.Module, path: Path, window_samples: int,
                     tolerance: float = 1e-3) -> ExportReport:
-    """Export `model` (an HTDemucs, left untouched) to `path` and verify it in ONNX Runtime.
+    """Export `model` (an HTDemucs, left untouched) to `path` and verify it in ONNX Runtime; `path`
+    appears only once verified (atomically, engines/cache.py).
 
     Raises RuntimeError when the exported graph disagrees with PyTorch by more than `tolerance`
     (max abs): a wrong graph must never reach a stage.
     """
+    with atomic_file(path) as partial:
+        report = _export_verified(model, partial, window_samples, tolerance)
+    return dataclasses.replace(report, path=path)
+
+
+def _export_verified(model: torch.nn.Module, path: Path, window_samples: int, tolerance: float) -> ExportReport:
     from demucs_onnx.export.patch import patch_htdemucs_for_onnx
 
     patched = patch_htdemucs_for_onnx(copy.deepcopy(model).cpu().float())
     patched.use_train_segment = False
     probe = torch.randn(1, 2, window_samples, generator=torch.Generator().manual_seed(0)) * 0.1
-    path.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    partial = path.with_suffix(".partial")
     with warnings.catch_warnings(), torch.inference_mode():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            patched, (probe,), str(partial), opset_version=OPSET, input_names=[INPUT_NAME],
+            patched, (probe,), str(path), opset_version=OPSET, input_names=[INPUT_NAME],
             output_names=[OUTPUT_NAME], do_constant_folding=True, dynamo=False,
         )
     export_s = time.perf_counter() - started
     reference = _torch_reference(model, probe)
-    got = _run_onnx(partial, probe.numpy())
+    got = _run_onnx(path, probe.numpy())
     error = float(np.abs(got - reference).max())
     if not error <= tolerance:
-        partial.unlink(missing_ok=True)
         raise RuntimeError(f"ONNX export disagrees with PyTorch: max abs error {error:.3g} > {tolerance:g}")
-    partial.replace(path)
     return ExportReport(path, window_samples, error, sdr(reference, got), export_s)
 
 
 def exported(model: torch.nn.Module, window_samples: int) -> Path:
-    """The cached ONNX file for `model` at this window, exporting (and verifying) it on first use."""
+    """The cached ONNX file for `model` at this window, exporting (and verifying) it on first use;
+    concurrent processes share one export (engines/cache.py)."""
     path = onnx_cache_path(model, window_samples, cache_dir("onnx"))
-    if not path.exists():
-        export_htdemucs(model, path, window_samples)
-    return path
+    return build_once(path, lambda partial: _export_verified(model, partial, window_samples, 1e-3))
 
 
 def _torch_reference(model: torch.nn.Module, probe: torch.Tensor) -> np.ndarray:

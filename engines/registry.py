@@ -80,11 +80,11 @@ def resolve_device(device: str) -> str:
 
 
 def resolve_auto(device: str = "auto", model_path: str = "") -> str:
-    """The model "auto" stands for: htdemucs when its weights are here (or given, or a GPU can
-    download them), else the light CPU model spleeter2 when it is registered."""
+    """The model "auto" stands for: htdemucs when its weights are here (or given), else the light
+    CPU model spleeter2 when it is registered. Never a download: only `stemd models fetch` does that."""
     from stemd.engines.demucs_backend import weights_present
 
-    if model_path or weights_present("htdemucs") or (resolve_device(device) != "cpu" and not hub_offline()):
+    if model_path or weights_present("htdemucs"):
         return "htdemucs"
     if "spleeter2" in MODELS:
         return "spleeter2"

@@ -16,6 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
+from stemd.engines.cache import build_once
 from stemd.engines.onnx_export import INPUT_NAME, OUTPUT_NAME, cache_dir, exported
 from stemd.engines.separator import Separator, StreamingDefaults
 
@@ -47,8 +48,9 @@ def engine_cache_path(onnx_path: Path, cache_dir: Path, fp16: bool) -> Path:
     return cache_dir / f"{onnx_path.stem}-{digest}-{gpu}-sm{props.major}{props.minor}-trt{trt.__version__}-{'fp16' if fp16 else 'fp32'}.plan"
 
 
-def build_engine(onnx_path: Path, plan_path: Path, fp16: bool = True, workspace_gb: float = 4.0) -> bytes:
-    """Parse the ONNX graph and build a serialized engine; raises RuntimeError with the parser's errors."""
+def build_engine(onnx_path: Path, plan_path: Path, fp16: bool = True, workspace_gb: float = 4.0) -> None:
+    """Parse the ONNX graph and build a serialized engine, written to `plan_path` (the cache hands a
+    temporary name, engines/cache.py); raises RuntimeError with the parser's errors."""
     import tensorrt as trt
 
     logger = trt.Logger(trt.Logger.WARNING)
@@ -70,11 +72,7 @@ def build_engine(onnx_path: Path, plan_path: Path, fp16: bool = True, workspace_
     plan = builder.build_serialized_network(network, config)
     if plan is None:
         raise RuntimeError(f"TensorRT failed to build an engine from {onnx_path}")
-    plan_path.parent.mkdir(parents=True, exist_ok=True)
-    partial = plan_path.with_suffix(".partial")
-    partial.write_bytes(bytes(plan))
-    partial.replace(plan_path)
-    return bytes(plan)
+    plan_path.write_bytes(bytes(plan))
 
 
 class TensorRTSeparator(Separator):
@@ -88,11 +86,9 @@ class TensorRTSeparator(Separator):
         import torch
 
         plan_path = engine_cache_path(onnx_path, cache_dir, fp16)
-        if plan_path.exists():
-            plan = plan_path.read_bytes()
-        else:
+        if not plan_path.exists():
             log.info("building TensorRT engine %s (once per GPU and version; takes minutes)", plan_path.name)
-            plan = build_engine(onnx_path, plan_path, fp16)
+        plan = build_once(plan_path, lambda partial: build_engine(onnx_path, partial, fp16)).read_bytes()
         self._runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
         self._engine = self._runtime.deserialize_cuda_engine(plan)
         self._context = self._engine.create_execution_context()

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything stemd needs on a fresh Debian 12 machine with Python 3.11:
-# system packages (JACK server, synth + speech for fixtures, headless browser for the web remote's tests), then a venv in .venv.
+# system packages (JACK server, synth + speech for fixtures; with --test also a headless browser and PipeWire), then a venv in .venv.
 # Idempotent: a second run only checks. Usage: scripts/install.sh [--test]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,8 +8,10 @@ cd "$(dirname "$0")/.."
 EXTRA="run"
 [[ "${1:-}" == "--test" ]] && EXTRA="test"
 
-APT_PACKAGES=(jackd2 libjack-jackd2-0 fluidsynth fluid-soundfont-gm espeak-ng sox libsndfile1
-              chromium chromium-driver)
+APT_PACKAGES=(jackd2 libjack-jackd2-0 fluidsynth fluid-soundfont-gm espeak-ng sox libsndfile1)
+# Test-only: Debian's Chromium + ChromeDriver drive the web remote's browser tests; pipewire,
+# pipewire-jack, wireplumber and dbus-bin run stemd under PipeWire's JACK (pw-jack) next to jackd2.
+[[ "$EXTRA" == "test" ]] && APT_PACKAGES+=(chromium chromium-driver pipewire pipewire-jack wireplumber dbus-bin)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -87,7 +87,7 @@ SCHEMA: dict[str, Section] = {
             "server_name": Key("", "JACK server to join; empty = the default server."),
             "connect_inputs": Key(
                 ["system:capture_1", "system:capture_2"],
-                "Ports connected to in_L, in_R at start (missing ports are skipped with a warning).",
+                "Ports connected to in_L, in_R at start (a missing port: a warning, connected when it appears).",
                 check=_port_list, item=str,
             ),
             "connect_outputs": Key(

@@ -4,8 +4,10 @@ thread, and clean teardown."""
 from __future__ import annotations
 
 import functools
+import json
 import threading
 from contextlib import contextmanager
+from pathlib import Path
 
 from oracle_separator import load_oracle
 
@@ -52,3 +54,14 @@ def running_daemon(jackd, tmp_path, model: str = "oracle", busy_ms: float = 0.0,
         daemon.stopping.set()
         thread.join(5)
         daemon.stop()
+
+
+def write_config(path: Path, **sections: dict) -> Path:
+    """A config file for `stemd run` in a subprocess: these sections, each value as TOML (JSON's
+    strings, numbers, booleans and lists are TOML too)."""
+    lines = []
+    for name, values in sections.items():
+        lines.append(f"[{name}]")
+        lines += [f"{key} = {json.dumps(value)}" for key, value in values.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path

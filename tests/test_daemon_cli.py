@@ -8,6 +8,7 @@ import sys
 import time
 
 import pytest
+from daemon_harness import write_config
 
 from stemd.control.osc.client import status
 
@@ -37,11 +38,10 @@ def notifications(sock, until, timeout):
 
 def test_run_notifies_systemd_answers_status_and_stops_cleanly_on_sigterm(jackd, tmp_path):
     port = free_udp_port()
-    config = tmp_path / "stemd.toml"
-    config.write_text(
-        f'[engine]\nmodel = "dry"\n[jack]\nserver_name = "{jackd.name}"\nconnect_inputs = []\n'
-        f'connect_outputs = []\n[osc]\nport = {port}\n[voice]\nenabled = false\n'
-        f'[state]\ndir = "{tmp_path / "state"}"\n'
+    config = write_config(
+        tmp_path / "stemd.toml", engine={"model": "dry"},
+        jack={"server_name": jackd.name, "connect_inputs": [], "connect_outputs": []},
+        osc={"port": port}, voice={"enabled": False}, state={"dir": str(tmp_path / "state")},
     )
     notify_path = str(tmp_path / "notify.sock")
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)

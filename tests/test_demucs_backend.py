@@ -85,8 +85,8 @@ def test_missing_weights_offline_name_the_exact_file_and_folder():
     assert "955717e8-8726e21a.th" in message and str(checkpoint_dir()) in message
 
 
-def test_weights_in_torch_hub_cache_load_offline_through_get_model():
-    """The file demucs would have downloaded, pre-placed: get_model finds it with no network."""
+def test_weights_in_torch_hub_cache_load_offline_through_demucs_legacy_repo():
+    """The file demucs would have downloaded, pre-placed: demucs's legacy repo reads it with no request."""
     (path,) = weight_files("htdemucs")
     save_checkpoint(random_htdemucs(8, t_layers=1), path)
     assert weights_present("htdemucs") and resolve_auto("cpu") == "htdemucs"
@@ -152,3 +152,42 @@ def test_fetch_refuses_offline_and_unknown_names(capsys):
     assert "HF_HUB_OFFLINE" in capsys.readouterr().err
     assert main(["models", "fetch", "demucs", "mdx_extra"]) == 2
     assert "not one stemd runs" in capsys.readouterr().err
+
+
+def test_weights_in_the_hugging_face_cache_load_by_path_with_no_request(tmp_path, monkeypatch):
+    """The hub layout `demucs` (or `stemd models fetch`) leaves, pre-placed: loading reads it by path.
+    HF_HUB_OFFLINE is unset and name resolution refused, so a request to the hub would show."""
+    import json
+    import socket
+
+    import huggingface_hub.constants
+    from safetensors.torch import save_file
+
+    tried = []
+
+    def refuse(host, *args, **kwargs):  # recorded: the hub client would swallow a raise and use the cache
+        tried.append(host)
+        raise OSError(f"no network in this test ({host})")
+
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)  # read at its import
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    repo = tmp_path / "hub" / "models--adefossez--HTDemucs"
+    snapshot = repo / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0" * 40)
+    (snapshot / "htdemucs.yaml").write_text("models: ['955717e8']\n")
+    model = random_htdemucs(8, t_layers=1)
+    args, kwargs = model._init_args_kwargs
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(snapshot / "955717e8.safetensors"),
+              metadata={"klass": "demucs.htdemucs.HTDemucs", "args": json.dumps(args), "kwargs": json.dumps(kwargs)})
+    assert weights_present("htdemucs")
+    sep = load_separator("htdemucs", device="cpu")
+    x = mixture(0.2)
+    model.use_train_segment = False
+    with torch.no_grad():
+        want = model(torch.from_numpy(x)[None])[0].numpy()
+    np.testing.assert_allclose(sep.separate(x), want, atol=1e-5)
+    assert tried == []

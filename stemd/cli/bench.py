@@ -14,8 +14,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import sys
 from dataclasses import asdict
+
+from stemd.cli.json_output import json_stdout
 
 HELP = ("Benchmark the streaming engine per model/backend/device: ms per hop (median/p95/max), real-time "
         "factor, latency budget, peak memory, and streaming-vs-offline SDR per stem; or run one suite "
@@ -85,15 +86,19 @@ def main(args: argparse.Namespace) -> int:
         right_s=None if args.right_ms is None else args.right_ms / 1000.0,
         compute_ms=args.compute_ms, out=args.out,
     )
+    if args.json:
+        with json_stdout() as emit:
+            emit(json.dumps([asdict(r) for r in _rows(args, options)], indent=2))
+    else:
+        print(table(_rows(args, options)))
+    return 0
+
+
+def _rows(args: argparse.Namespace, options) -> list:
     rows = []
     for name in args.only or DEFAULT_PROVIDERS:
         rows += _resolve(PROVIDERS[name])(options)
-    if args.json:
-        json.dump([asdict(r) for r in rows], sys.stdout, indent=2)
-        print()
-    else:
-        print(table(rows))
-    return 0
+    return rows
 
 
 COLUMNS = [("model", "model", "{}"), ("backend", "backend", "{}"), ("device", "device", "{}"),

@@ -107,9 +107,9 @@ def _fetch(name: str) -> int:
     if hub_offline():
         raise ModelNotAvailable("HF_HUB_OFFLINE is set; unset it to download")
     os.environ.pop("HF_HUB_OFFLINE", None)
-    from stemd.engines.demucs_backend import load_demucs_model
+    from stemd.engines.demucs_backend import download_demucs_model
 
-    load_demucs_model(name)
+    download_demucs_model(name)
     for where, ok in weight_status(name):
         print(f"{'ok  ' if ok else 'need'} {where}")
     return 0

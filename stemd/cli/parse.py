@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from stemd.cli.json_output import json_stdout
 from stemd.config import load_config
 from stemd.control.commands import ALL, KNOWN_STEMS, IntentRejected, commands_to_json
 
@@ -29,8 +30,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from stemd.control.intent import IntentParser
-
     config = load_config(args.config)
     stems = None
     if args.stems:
@@ -39,19 +38,28 @@ def main(args: argparse.Namespace) -> int:
         if unknown:
             print(f"error: unknown stem(s) {', '.join(unknown)}; known: {', '.join(KNOWN_STEMS)}", file=sys.stderr)
             return 2
+    if args.json:
+        with json_stdout() as emit:
+            commands = _parse(args, config, stems)
+            if commands is not None:
+                emit(commands_to_json(commands))
+    else:
+        commands = _parse(args, config, stems)
+        for command in commands or ():
+            print(command.to_json())
+    return 0 if commands is not None else 1
+
+
+def _parse(args: argparse.Namespace, config, stems: list[str] | None) -> list | None:
+    """The sentence's Commands, or None when the parser rejects it (the reason goes to stderr)."""
+    from stemd.control.intent import IntentParser
+
     parser = IntentParser.from_config(config, stems, semantic="off" if args.grammar else "auto")
-    text = " ".join(args.words)
     try:
-        commands = parser.parse(text)
+        return parser.parse(" ".join(args.words))
     except IntentRejected as exc:
         print(f"rejected: {exc}", file=sys.stderr)
-        return 1
+        return None
     finally:
         if args.status:
             print(json.dumps(parser.status(), indent=2), file=sys.stderr)
-    if args.json:
-        print(commands_to_json(commands))
-    else:
-        for command in commands:
-            print(command.to_json())
-    return 0
