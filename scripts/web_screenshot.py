@@ -19,6 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))  # the test suite's Chromium launcher (system browser, no downloads)
 
+import numpy as np  # noqa: E402
 from browser import chromium  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
@@ -31,7 +32,7 @@ from stemd.daemon.private_jackd import PrivateJackd  # noqa: E402
 from stemd.engines.fixtures import render_song  # noqa: E402
 
 SIZES = {"web-remote.png": (1024, 1180), "web-remote-phone.png": (412, 1400)}
-TYPED = ("drop the vocals", "bring in the bass")
+TYPED = ("bring back the vocals", "drop the vocals")  # on the shipped 2-stem model's own stems
 
 
 def free_port() -> int:
@@ -47,8 +48,10 @@ def shoot(url: str, out: Path, size: tuple[int, int]) -> None:
         wait.until(lambda d: d.find_element(By.ID, "output").text.startswith("separated"))
         for text in TYPED:
             driver.find_element(By.ID, "text").send_keys(text, Keys.ENTER)
-            wait.until(lambda d: text in d.find_element(By.ID, "log").text)
-        driver.find_element(By.ID, "text").send_keys("solo the drums")
+            wait.until(lambda d: text in d.find_element(By.ID, "reply").text
+                       and "…" not in d.find_element(By.ID, "reply").text)
+            print(f"  {text!r}: {driver.find_element(By.ID, 'reply').text}")
+        driver.find_element(By.ID, "text").send_keys("vocals up 3 dB")
         time.sleep(1.5)  # meters moving, the last reply shown
         driver.save_screenshot(str(out))
         driver.find_element(By.ID, "text").clear()
@@ -70,8 +73,8 @@ def main() -> int:
     supervisor.start()
     deck = None
     try:
-        song = render_song(60.0, daemon.rate).mix
-        deck = Deck(server, song, daemon.sources, 60.0)
+        song = np.tile(render_song(8.0, daemon.rate).mix, (1, 10))  # the tests' cached 8 s song, looped
+        deck = Deck(server, song, daemon.sources, 1.0)
         deck.start()
         for name, size in SIZES.items():
             shoot(f"http://127.0.0.1:{port}/", ROOT / "docs" / name, size)

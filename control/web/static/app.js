@@ -77,6 +77,7 @@ function strip(stem, master) {
   if (master) {
     root.classList.add("master");
     part("buttons").remove();
+    part("meter").remove(); // levels are per stem
     s.refine.remove();
   } else {
     s.mute.onclick = () => toggle(stem, "mute", s.mute);
@@ -258,6 +259,7 @@ function mic() {
 $("say").addEventListener("submit", (event) => {
   event.preventDefault();
   say($("text").value);
+  $("text").value = ""; // the reply under the box says what was sent and what it did
 });
 $("tap").onclick = () => send({ type: "tap" }, "tap");
 $("reset").onclick = () => command({ action: "reset" }, "reset");
