@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stemd.engines.spleeter import default_checkpoint_prefix
+from stemd.engines.spleeter_models import CONFIGS, default_checkpoint_prefix
 from stemd.engines.tf_checkpoint import Checkpoint, CheckpointError, read_index, unmask_crc
 
 DATA_BYTES = 78_614_080
@@ -17,7 +17,7 @@ DATA_BYTES = 78_614_080
 
 @pytest.fixture(scope="module")
 def prefix() -> Path:
-    return default_checkpoint_prefix()
+    return default_checkpoint_prefix(CONFIGS["spleeter2"])
 
 
 @pytest.fixture(scope="module")
