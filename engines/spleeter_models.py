@@ -55,9 +55,9 @@ CONFIGS: dict[str, SpleeterConfig] = {
     "spleeter2": SpleeterConfig("spleeter2", "2stems", ("vocals", "accompaniment"), elu=False, softmax=False,
                                 streaming=StreamingDefaults(STREAM_WINDOW_S, hop_s=0.08, right_s=0.02)),
     "spleeter4": SpleeterConfig("spleeter4", "4stems", ("vocals", "drums", "bass", "other"), elu=True,
-                                softmax=False, streaming=StreamingDefaults(STREAM_WINDOW_S, hop_s=0.16, right_s=0.02)),
+                                softmax=False, streaming=StreamingDefaults(STREAM_WINDOW_S, hop_s=0.12, right_s=0.02)),
     "spleeter5": SpleeterConfig("spleeter5", "5stems", ("vocals", "piano", "drums", "bass", "other"), elu=True,
-                                softmax=True, streaming=StreamingDefaults(STREAM_WINDOW_S, hop_s=0.2, right_s=0.02)),
+                                softmax=True, streaming=StreamingDefaults(STREAM_WINDOW_S, hop_s=0.15, right_s=0.02)),
 }
 CHECKPOINT_SUFFIXES = (".index", ".data-00000-of-00001")
 

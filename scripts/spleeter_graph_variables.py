@@ -3,8 +3,9 @@ configurations and writes what the TensorFlow-free port is tested against:
 
 * tests/fixtures/spleeter_graph_variables.json: every variable's name and shape, in creation order;
 * tests/fixtures/spleeter_graph_outputs.npz: the graph's separated waveforms for a fixed input with the
-  deterministic random weights of `engines/spleeter_layout.random_tensors` (4 and 5 stems), so the
-  port's ELU and softmax variants are checked number for number against TensorFlow;
+  deterministic random weights of `engines/spleeter_layout.random_tensors` (4 and 5 stems; the graph
+  built with T = 64 frames per segment instead of 512, the port's streaming size), so the port's ELU
+  and softmax variants are checked number for number against TensorFlow;
 * with --tf-checkpoint DIR, a TensorFlow-written checkpoint (tf.compat.v1.train.Saver) of the 4-stem
   graph with those weights, for checking the reader on TF's own output (~160 MB; not committed).
 
@@ -33,6 +34,7 @@ CONFIGS = {"2stems": 2, "4stems": 4, "5stems": 5}
 PARITY = ("4stems", "5stems")
 PARITY_SEED = 17  # random_tensors' seed; the test uses the same
 PARITY_SAMPLES = 2048
+PARITY_FRAMES = 64  # T for the parity graph: spleeter's code at the port's streaming size, 8x cheaper than 512
 
 
 def _layout():
@@ -55,6 +57,13 @@ def listing_json(listing: dict[str, list], tf_version: str) -> str:
     return f'{{"spleeter": "2.4.2", "tensorflow": "{tf_version}", "graphs": {{\n{graphs}\n}}}}\n'
 
 
+def _predict_graph(params: dict):
+    """Spleeter's predict graph in the current TF graph: (waveform placeholder, outputs, variables)."""
+    waveform = tf.compat.v1.placeholder(tf.float32, shape=(None, 2), name="waveform")
+    outputs = EstimatorSpecBuilder({"waveform": waveform}, params).outputs
+    return waveform, outputs, tf.compat.v1.global_variables()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tf-checkpoint", type=Path, help="also save the 4-stem graph's checkpoint here")
@@ -66,13 +75,11 @@ def main() -> None:
     for config, instruments in CONFIGS.items():
         params = load_configuration(f"spleeter:{config}")
         with tf.Graph().as_default():
-            waveform = tf.compat.v1.placeholder(tf.float32, shape=(None, 2), name="waveform")
-            builder = EstimatorSpecBuilder({"waveform": waveform}, params)
-            predictions = builder.outputs
-            variables = tf.compat.v1.global_variables()
-            listing[config] = [[v.op.name, v.shape.as_list()] for v in variables]
-            if config not in PARITY:
-                continue
+            listing[config] = [[v.op.name, v.shape.as_list()] for v in _predict_graph(params)[2]]
+        if config not in PARITY:
+            continue
+        with tf.Graph().as_default():
+            waveform, predictions, variables = _predict_graph({**params, "T": PARITY_FRAMES})
             values = layout.random_tensors(instruments, PARITY_SEED)
             step = tf.compat.v1.train.get_or_create_global_step()
             with tf.compat.v1.Session() as session:

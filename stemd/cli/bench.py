@@ -26,6 +26,7 @@ PROVIDERS: dict[str, str] = {
     "quality": "stemd.benchmarks.quality:quality_rows",
     "refine": "stemd.benchmarks.refine:refine_rows",
     "backends": "stemd.benchmarks.backends:backend_rows",
+    "spleeter": "stemd.benchmarks.spleeter_stems:spleeter_rows",
 }
 # name -> "module:main"; main takes the suite's own argv and returns an exit status.
 SUITES: dict[str, str] = {
