@@ -34,7 +34,7 @@ from torch import nn
 
 from .registry import ModelNotAvailable
 from .separator import Separator, StreamingDefaults
-from .spleeter_layout import ENCODER_FILTERS, N_CHANNELS, checkpoint_variables, unet_variables
+from .spleeter_layout import ENCODER_FILTERS, N_CHANNELS, unet_variables
 from .spleeter_models import (
     CONFIGS,
     FRAME_LENGTH,
@@ -42,6 +42,7 @@ from .spleeter_models import (
     SAMPLE_RATE,
     STREAM_PAD_FRAMES,
     SpleeterConfig,
+    check_layout,
     default_checkpoint_prefix,
 )
 from .tf_checkpoint import Checkpoint, CheckpointError
@@ -143,19 +144,7 @@ class Spleeter(nn.Module):
         checkpoint with its shape, checked in the graph's order so the error names the first one
         missing or mis-shaped, and nothing else may be; then every tensor is read (crc32c-checked)
         and only then copied in."""
-        name, where = self.config.name, checkpoint.prefix
-        variables = checkpoint_variables(len(self.config.instruments))
-        for v in variables:
-            entry = checkpoint.entries.get(v.name)
-            if entry is None:
-                raise CheckpointError(f"{where}: not a {name} checkpoint: variable {v.name} is missing "
-                                      f"({len(checkpoint.entries)} tensors stored, {name} needs {len(variables)})")
-            if entry.shape != v.shape:
-                raise CheckpointError(f"{where}: variable {v.name} has shape {entry.shape}; {name} needs {v.shape}")
-        unknown = sorted(set(checkpoint.entries) - {v.name for v in variables})
-        if unknown:
-            raise CheckpointError(f"{where}: not a {name} checkpoint: {len(unknown)} tensors it does not have, "
-                                  f"first {unknown[0]} (a model with more instruments?)")
+        check_layout(checkpoint, self.config)
         state: dict[str, torch.Tensor] = {}
         for net in range(len(self.config.instruments)):
             for v in unet_variables(net):

