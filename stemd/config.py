@@ -106,8 +106,9 @@ SCHEMA: dict[str, Section] = {
         {
             "model": Key(
                 "auto",
-                "auto | htdemucs | htdemucs_6s | htdemucs_ft | spleeter2 | dry. auto = htdemucs when its\n"
-                "weights are present (or a GPU is), else spleeter2 (ships with the install).",
+                "auto | htdemucs | htdemucs_6s | htdemucs_ft | spleeter2 | spleeter4 | spleeter5 | dry.\n"
+                "auto = htdemucs with a GPU and its weights, else spleeter5 / spleeter4 when\n"
+                "`stemd models fetch` installed them, else spleeter2 (ships with the install).",
             ),
             "model_path": Key("", "Local weight file or model repo folder; empty = demucs's own cache."),
             "backend": Key(

@@ -9,7 +9,7 @@ import torch
 from stemd.engines.demucs_backend import (
     checkpoint_dir, demucs_separator, random_htdemucs, save_checkpoint, torch_threads, weight_files, weights_present, write_repo,
 )
-from stemd.engines.registry import DEMUCS_NAMES, MODELS, ModelNotAvailable, load_separator, resolve_auto
+from stemd.engines.registry import DEMUCS_NAMES, MODELS, ModelNotAvailable, explain_auto, load_separator
 
 SOURCES = ["drums", "bass", "other", "vocals"]
 
@@ -25,6 +25,7 @@ def one_thread():
 def empty_caches(tmp_path, monkeypatch):
     """torch.hub's cache in a fresh folder, hub downloads forbidden."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))  # no spleeter4/5 weights for auto
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
 
@@ -89,8 +90,9 @@ def test_weights_in_torch_hub_cache_load_offline_through_demucs_legacy_repo():
     """The file demucs would have downloaded, pre-placed: demucs's legacy repo reads it with no request."""
     (path,) = weight_files("htdemucs")
     save_checkpoint(random_htdemucs(8, t_layers=1), path)
-    assert weights_present("htdemucs") and resolve_auto("cpu") == "htdemucs"
-    sep = load_separator("auto", device="cpu")
+    assert weights_present("htdemucs") and explain_auto("cuda")[0] == "htdemucs"
+    assert explain_auto("cpu")[0] == "spleeter2"  # htdemucs is not a CPU model, weights or not
+    sep = load_separator("htdemucs", device="cpu")
     assert sep.name == "htdemucs" and sep.separate(mixture(0.2)).shape == (4, 2, 8820)
 
 

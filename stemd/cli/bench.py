@@ -28,6 +28,7 @@ PROVIDERS: dict[str, str] = {
     "refine": "stemd.benchmarks.refine:refine_rows",
     "backends": "stemd.benchmarks.backends:backend_rows",
     "frontier": "stemd.benchmarks.frontier:frontier_rows",
+    "spleeter": "stemd.benchmarks.spleeter_stems:spleeter_rows",
 }
 # name -> "module:main"; main takes the suite's own argv and returns an exit status.
 SUITES: dict[str, str] = {
@@ -36,7 +37,7 @@ SUITES: dict[str, str] = {
     "osc": "stemd.benchmarks.osc_load:main",
     "web": "stemd.benchmarks.web_load:main",
 }
-DEFAULT_PROVIDERS = [name for name in PROVIDERS if name != "frontier"]  # minutes of streaming: ask for it
+DEFAULT_PROVIDERS = [name for name in PROVIDERS if name not in ("frontier", "spleeter")]  # minutes each: ask for them
 DEFAULT_MODELS = ["small", "htdemucs-size", "htdemucs", "spleeter2"]
 
 

@@ -1,7 +1,8 @@
 """`stemd models` (list, with where the weights go), `stemd models check NAME`, and
 `stemd models fetch demucs NAME` (downloads through demucs, on a machine with internet), and
 `stemd models fetch vosk [NAME]` (the voice model, through Vosk's downloader), and
-`stemd models fetch clap [REPO]` (the intent parser's CLAP checkpoint, through transformers)."""
+`stemd models fetch clap [REPO]` (the intent parser's CLAP checkpoint, through transformers), and
+`stemd models fetch spleeter4|spleeter5` (Deezer's release archives, checksum-verified)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import argparse
 import os
 import sys
 
-HELP = "List models and whether their weights are here, load one to check it, or fetch demucs weights."
+HELP = "List models and whether their weights are here, load one to check it, or fetch weights."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,9 +22,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     check.add_argument("--device", default="auto")
     check.add_argument("--backend", default="torch")
     fetch = sub.add_parser("fetch", help="download weights (needs internet)")
-    fetch.add_argument("family", choices=["demucs", "vosk", "clap"])
+    fetch.add_argument("family", choices=["demucs", "vosk", "clap", "spleeter4", "spleeter5"])
     fetch.add_argument("name", nargs="?", default="", help="vosk: default vosk-model-small-en-us-0.15; "
                        "clap: default laion/clap-htsat-unfused")
+    fetch.add_argument("--release-url", default="", help="spleeter4/5: the release folder holding "
+                       "<n>stems.tar.gz and checksum.json (default: Deezer's v1.4.0 release; a mirror)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -35,6 +38,8 @@ def main(args: argparse.Namespace) -> int:
         if args.action == "fetch":
             if args.family == "clap":
                 return _fetch_clap(args.name)
+            if args.family.startswith("spleeter"):
+                return _fetch_spleeter(args.family, args.release_url)
             return _fetch_vosk(args.name) if args.family == "vosk" else _fetch(args.name)
         return _list()
     except ModelNotAvailable as exc:
@@ -96,6 +101,15 @@ def _fetch_clap(repo: str) -> int:
         raise ModelNotAvailable("HF_HUB_OFFLINE is set; unset it to download")
     os.environ.pop("HF_HUB_OFFLINE", None)
     print(f"ok   {fetch(repo=repo or CLAP_REPO)}")
+    return 0
+
+
+def _fetch_spleeter(name: str, release_url: str) -> int:
+    """Deezer's archive for spleeter4/5 into stemd's models folder, where `engine.model` finds it."""
+    from stemd.engines.spleeter_fetch import RELEASE_URL, fetch
+    from stemd.engines.spleeter_models import CONFIGS
+
+    print(f"ok   {fetch(CONFIGS[name], release_url or RELEASE_URL)}")
     return 0
 
 

@@ -13,7 +13,7 @@ HELP = ("Separate an audio file into one file per stem plus a remix, in bounded 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", type=Path, help="audio file (anything libsndfile reads: wav, flac, ogg, ...)")
     parser.add_argument("-o", "--out", type=Path, default=Path("separated"), help="output folder")
-    parser.add_argument("--model", default="auto", help="auto, htdemucs, htdemucs_6s, htdemucs_ft, ...")
+    parser.add_argument("--model", default="auto", help="auto, htdemucs, htdemucs_6s, htdemucs_ft, spleeter2, spleeter4, spleeter5")
     parser.add_argument("--model-path", default="", help="local weight file or demucs repo folder")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     parser.add_argument("--backend", default="torch", help="inference backend (torch, onnx, ...)")
@@ -30,6 +30,8 @@ def main(args: argparse.Namespace) -> int:
         info = check_input(args.input)
         separator = load_separator(args.model, model_path=args.model_path, device=args.device,
                                    backend=args.backend)
+        if separator.chosen_because:
+            print(f"model {separator.name} ({separator.chosen_because})", file=sys.stderr)
         stems = [s.strip() for s in args.stems.split(",") if s.strip()]
         commands = _intent(args.intent, separator.sources) if args.intent else []
         from tqdm import tqdm

@@ -57,7 +57,7 @@ def render(state: dict[str, Any]) -> str:
     why = d.get("latency", {}).get("reason")  # how L was decided
     rows = [
         ("state", d.get("state", "?")),
-        ("model", state.get("model", "?")),
+        ("model", state.get("model", "?") + (f" ({d['model_reason']})" if d.get("model_reason") else "")),
         ("output", d.get("output", "?")),
         ("latency", f"{_ms(d.get('latency_ms'))} ({d.get('latency_frames')} frames @ {d.get('rate')} Hz, "
                     f"period {d.get('period')}" + (f"; {why}" if why else "") + ")"),
