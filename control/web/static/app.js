@@ -139,7 +139,7 @@ function show(state) {
   $("tempo-source").textContent = state.tempo.source ? `(${state.tempo.source})` : "";
   const p = state.pending || [];
   $("pending-box").hidden = p.length === 0;
-  $("pending").replaceChildren(...p.map((item) => li(`${describe(item.command || item)}${item.boundary ? ` at ${item.boundary}` : ""}`)));
+  $("pending").replaceChildren(...p.map((item) => li(`${describe(item.command)}${item.beats_left != null ? ` (in ${item.beats_left} beats)` : ""}`)));
   status(state.status, state.model);
 }
 
