@@ -8,6 +8,7 @@ mixer state and rings, and the ports are re-created with the connections they ha
 
 from __future__ import annotations
 
+import errno
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from typing import Protocol, Sequence
 
 import jack
 
+from stemd.daemon import libjack_output
 from stemd.daemon.audio_path import AudioPath
 from stemd.daemon.jack_latency import LatencyReporter
 
@@ -90,8 +92,10 @@ class JackIO:
     # ---- connection lifecycle (control thread) -------------------------------------------------
 
     def open(self) -> jack.Client:
-        """Open a client without activating it (to learn the rate before the engine starts)."""
-        self.client = jack.Client(self.name, servername=self.server or None, no_start_server=True)
+        """Open a client without activating it (to learn the rate before the engine starts); libjack's
+        complaints when no server is there are dropped (the caller logs once per outage)."""
+        with libjack_output.quiet():
+            self.client = jack.Client(self.name, servername=self.server or None, no_start_server=True)
         self.server_gone.clear()
         return self.client
 
@@ -131,7 +135,9 @@ class JackIO:
                     else:
                         self.client.connect(port, peer)
                 except jack.JackError as exc:
-                    log.warning("cannot connect %s to %s (%s); skipped", port.name, peer, exc)
+                    # EEXIST: the peer (or a session manager) made this connection already: wanted state.
+                    if getattr(exc, "code", None) != errno.EEXIST:
+                        log.warning("cannot connect %s to %s (%s); skipped", port.name, peer, exc)
 
     def _ports(self) -> list[jack.Port]:
         return [*self._in, *self._out, *self._stem_ports, *([self._mic] if self._mic is not None else [])]

@@ -12,16 +12,16 @@ import time
 
 import jack
 
+from stemd.daemon import libjack_output
+
 
 def server_running(name: str | None = None) -> bool:
     """Can a client join the server `name` (None: the default server) right now?"""
-    jack.set_error_function(lambda message: None)  # "cannot connect" is the answer, not an error
     try:
-        probe = jack.Client("stemd-probe", servername=name, no_start_server=True)
+        with libjack_output.quiet():
+            probe = jack.Client("stemd-probe", servername=name, no_start_server=True)
     except jack.JackOpenError:
         return False
-    finally:
-        jack.set_error_function(None)
     probe.close()
     return True
 

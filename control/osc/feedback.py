@@ -11,6 +11,8 @@ Pushed messages:
 - `/stemd/stem/<stem>/mute i`, `/solo i`, `/gain f` (fader position), `/gain_db f`, `/loop f` (beats,
   0 = off; 1 when a loop of default length is on), `/refine s`; stem `all` carries the master gain;
 - `/stemd/tempo f`;
+- `/stemd/state s(state) s(output) s(why)`: the daemon's state, what the performer hears (separated,
+  dry, or off while JACK is gone) and why it is not separated ("" when it is), on every change;
 - `/stemd/stem/<stem>/level f`: peak level since the last push, at `[osc] meter_hz`;
 - `/stemd/applied s(json commands) s(source)` for every applied batch, from any control source;
 - `/stemd/voice/heard s(heard) s(json commands, or "" when nothing was applied)` for every utterance
@@ -76,6 +78,9 @@ def state_messages(snapshot: dict[str, Any], top_db: float) -> State:
         gain(ALL, snapshot["master_db"])
     if "bpm" in snapshot:
         out["/stemd/tempo"] = (float(snapshot["bpm"]),)
+    daemon = snapshot.get("daemon")
+    if daemon is not None:
+        out["/stemd/state"] = (str(daemon["state"]), str(daemon["output"]), str(daemon["why"]))
     return out
 
 
