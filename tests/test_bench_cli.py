@@ -29,4 +29,4 @@ def test_the_osc_suite_runs_through_stemd_bench_and_writes_json(tmp_path):
 def test_bench_help_names_the_suites():
     out = _stemd("bench", "--help")
     assert out.returncode == 0, out.stderr
-    assert "stemd bench {voice,intent,osc}" in " ".join(out.stdout.split())
+    assert "stemd bench {voice,intent,osc,xruns,recovery}" in " ".join(out.stdout.split())

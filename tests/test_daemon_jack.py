@@ -134,6 +134,7 @@ def test_a_model_that_cannot_load_leaves_the_daemon_running_dry_and_saying_why(j
     with running_daemon(jackd, tmp_path, model="nosuchmodel") as daemon:
         stats = daemon.stats()
         assert stats["state"] == "running dry (engine failed)"
+        assert (stats["output"], stats["why"]) == ("dry", "engine failed")
         assert "nosuchmodel" in stats["engine"]["error"]
         assert daemon.engine is None  # no restart loop for a model that cannot load
         delay = xrun_free(daemon, lambda: impulse_delay(jackd, daemon))

@@ -15,6 +15,7 @@ from oracle_separator import WEIGHTS
 from osc_harness import Surface
 from test_daemon_jack import wait_until
 
+from stemd.cli.status import render
 from stemd.control.commands import Action, Command
 
 pytestmark = pytest.mark.jack
@@ -82,6 +83,7 @@ def test_a_killed_worker_is_replaced_at_once_by_the_loaded_standby(jackd, tmp_pa
         standby = before["engine"]["standby"]
         assert standby["memory"]["private_mb"] > 0 and before["engine"]["memory"]["rss_mb"] > 0
         assert before["engine"]["priority"] == "SCHED_BATCH, nice 10"
+        assert "standby    loaded, " in render(daemon.session.snapshot())
         daemon.session.submit([Command(Action.MUTE, stem="vocals")], "test")
         player, recorder = Player(jackd, tone(rate), loop=True), Recorder(jackd, 1, 3.0)
         player.connect("stemd:in_L", "stemd:in_R")

@@ -32,6 +32,8 @@ SUITES: dict[str, str] = {
     "voice": "stemd.benchmarks.voice:main",
     "intent": "stemd.benchmarks.intent:main",
     "osc": "stemd.benchmarks.osc_load:main",
+    "xruns": "stemd.benchmarks.xrun_soak:main",
+    "recovery": "stemd.benchmarks.recovery:main",
 }
 DEFAULT_MODELS = ["small", "htdemucs-size", "htdemucs", "spleeter2"]
 
