@@ -36,21 +36,35 @@ def envelope(x, rate, window_s=0.01):
     return np.abs(frames).max(axis=1)
 
 
+def kill_the_worker_mid_tone(jackd, daemon, seconds):
+    """Vocals muted, a looped tone played and recorded for `seconds`, the worker SIGKILLed 1 s into
+    the recording. Returns the stats just before the kill, the player and the (filling) recorder."""
+    daemon.session.submit([Command(Action.MUTE, stem="vocals")], "test")
+    player, recorder = Player(jackd, tone(jackd.rate), loop=True), Recorder(jackd, 1, seconds)
+    player.connect("stemd:in_L", "stemd:in_R")
+    recorder.connect("stemd:out_L")
+    player.play()
+    time.sleep(0.5)
+    recorder.start()
+    time.sleep(1.0)
+    before = daemon.stats()
+    os.kill(before["engine"]["pid"], signal.SIGKILL)
+    return before, player, recorder
+
+
+def assert_no_silence_and_no_click(recording, rate):
+    env = envelope(recording, rate)
+    assert env.min() > 0.9 * WET, "the output dipped below the separated level: it went (partly) silent"
+    step = np.abs(np.diff(recording)).max()
+    assert step < 1.5 * AMP * 2 * np.pi * 375 / rate, f"a click: sample step {step:.3f}"
+
+
 def test_killing_the_worker_mid_stream_keeps_the_audio_going_and_separation_resumes(jackd, tmp_path):
     """Without a standby: dry while a fresh worker loads, then separated again."""
     rate = jackd.rate
     with running_daemon(jackd, tmp_path, engine={"standby": False}) as daemon:
         assert wait_until(lambda: daemon.jack.path.stats.wet, 15), daemon.stats()
-        daemon.session.submit([Command(Action.MUTE, stem="vocals")], "test")
-        player, recorder = Player(jackd, tone(rate), loop=True), Recorder(jackd, 1, 8.0)
-        player.connect("stemd:in_L", "stemd:in_R")
-        recorder.connect("stemd:out_L")
-        player.play()
-        time.sleep(0.5)
-        recorder.start()
-        time.sleep(1.0)
-        before = daemon.stats()
-        os.kill(before["engine"]["pid"], signal.SIGKILL)
+        before, player, recorder = kill_the_worker_mid_tone(jackd, daemon, 8.0)
         killed_at = recorder.pos
         assert wait_until(lambda: daemon.stats()["engine"]["starts"] == 2 and daemon.jack.path.stats.wet, 15)
         recorder.wait_full(20)
@@ -61,7 +75,7 @@ def test_killing_the_worker_mid_stream_keeps_the_audio_going_and_separation_resu
     env = envelope(recorder.data[0], rate)
     print(f"worker kill: underruns {before['underruns']} -> {after['underruns']}, "
           f"hard switches {after['hard_switches']}, restarts {after['engine']['restarts']}")
-    assert env.min() > 0.9 * WET, "the output dipped below the separated level: it went (partly) silent"
+    assert_no_silence_and_no_click(recorder.data[0], rate)
     dry = env > 0.9 * AMP
     assert dry[killed_at // round(0.01 * rate):].any(), "never fell back to the dry signal after the kill"
     wet = np.isclose(env, WET, rtol=0.02)
@@ -69,8 +83,6 @@ def test_killing_the_worker_mid_stream_keeps_the_audio_going_and_separation_resu
     assert wet[back:].sum() >= 50, "separation did not resume (under 0.5 s separated after the restart)"
     assert after["underruns"] > before["underruns"]
     assert after["hard_switches"] == 0  # every switch was a crossfade on audio that existed
-    step = np.abs(np.diff(recorder.data[0])).max()
-    assert step < 1.5 * AMP * 2 * np.pi * 375 / rate, f"a click: sample step {step:.3f}"
 
 
 def test_a_killed_worker_is_replaced_at_once_by_the_loaded_standby(jackd, tmp_path):
@@ -84,15 +96,7 @@ def test_a_killed_worker_is_replaced_at_once_by_the_loaded_standby(jackd, tmp_pa
         assert standby["memory"]["private_mb"] > 0 and before["engine"]["memory"]["rss_mb"] > 0
         assert before["engine"]["priority"] == "SCHED_BATCH, nice 10"
         assert "standby    loaded, " in render(daemon.session.snapshot())
-        daemon.session.submit([Command(Action.MUTE, stem="vocals")], "test")
-        player, recorder = Player(jackd, tone(rate), loop=True), Recorder(jackd, 1, 3.0)
-        player.connect("stemd:in_L", "stemd:in_R")
-        recorder.connect("stemd:out_L")
-        player.play()
-        time.sleep(0.5)
-        recorder.start()
-        time.sleep(1.0)
-        os.kill(before["engine"]["pid"], signal.SIGKILL)
+        _, player, recorder = kill_the_worker_mid_tone(jackd, daemon, 3.0)
         recorder.wait_full(20)
         after = daemon.stats()
         player.close()
@@ -105,13 +109,11 @@ def test_a_killed_worker_is_replaced_at_once_by_the_loaded_standby(jackd, tmp_pa
     env = envelope(recorder.data[0], rate)
     print(f"standby takeover: underruns {before['underruns']} -> {after['underruns']}, "
           f"dry windows {(env > 0.9 * AMP).sum()} of 10 ms")
-    assert env.min() > 0.9 * WET, "the output dipped below the separated level: it went (partly) silent"
+    assert_no_silence_and_no_click(recorder.data[0], rate)
     # Well under the 3 s a fresh worker would need to load: the standby did not load after the crash.
     assert (env > 0.9 * AMP).sum() < 100, "dry for over a second after the kill"
     assert np.isclose(env[-50:], WET, rtol=0.02).all(), "not separated at the end"
     assert after["hard_switches"] == 0
-    step = np.abs(np.diff(recorder.data[0])).max()
-    assert step < 1.5 * AMP * 2 * np.pi * 375 / rate, f"a click: sample step {step:.3f}"
 
 
 def free_udp_port():
