@@ -50,6 +50,7 @@ SeparatorLoader = Callable[[], Any]  # returns an engines.separator.Separator; m
 IDLE_S = 0.002  # poll interval while waiting for input (well under one 256-frame period at 48 kHz)
 STANDBY_POLL_S = 0.1  # a standby's heartbeat interval while it waits to be activated
 STANDBY_RETRY_S = 5.0  # a standby that died or failed to load is started again after this long
+STANDBY_AFTER_TAKEOVER_S = 2.0  # the next standby loads once the new worker has caught up, not against it
 WATCH_S = 0.05  # the watcher's wait when there is nothing to watch
 
 _FIELDS = ("heartbeat", "loaded", "compute_ms", "rtf", "latency_frames", "resyncs", "frames", "pid",
@@ -429,7 +430,7 @@ class EngineProcess:
                 self._active.stop(timeout=0.2)
             standby.info = None  # its "ready" follows once it separates
             self._active, self._standby = standby, None
-            self._standby_retry_at = 0.0
+            self._standby_retry_at = time.monotonic() + STANDBY_AFTER_TAKEOVER_S
             self.starts += 1
             self.takeovers += 1
         log.error("engine worker %s; the standby (pid %d) took over", why, standby.process.pid)
