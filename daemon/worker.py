@@ -51,7 +51,8 @@ IDLE_S = 0.002  # poll interval while waiting for input (well under one 256-fram
 STANDBY_POLL_S = 0.1  # a standby's heartbeat interval while it waits to be activated
 STANDBY_RETRY_S = 5.0  # a standby that died or failed to load is started again after this long
 STANDBY_AFTER_TAKEOVER_S = 2.0  # the next standby loads once the new worker has caught up, not against it
-WATCH_S = 0.05  # the watcher's wait when there is nothing to watch
+WATCH_S = 0.05
+MEMORY_EVERY_S = 1.0  # status is read 10 times a second (OSC feedback); /proc is read at most once a second  # the watcher's wait when there is nothing to watch
 
 _FIELDS = ("heartbeat", "loaded", "compute_ms", "rtf", "latency_frames", "resyncs", "frames", "pid",
            "refine_ms", "refine_load")
@@ -292,6 +293,16 @@ class _Worker:
         theirs.close()
         self.conn: Connection | None = ours
         self.info: dict[str, Any] | None = None  # the "ready" (or a standby's "standby") info
+        self._memory: tuple[float, dict[str, float] | None] = (-MEMORY_EVERY_S, None)
+
+    def memory(self) -> dict[str, float] | None:
+        """Its memory (proc_memory), at most MEMORY_EVERY_S old; None once it is gone."""
+        if not self.alive:
+            return None
+        now = time.monotonic()
+        if now - self._memory[0] >= MEMORY_EVERY_S:
+            self._memory = (now, memory_mb(self.process.pid))
+        return self._memory[1]
 
     @property
     def alive(self) -> bool:
@@ -445,12 +456,12 @@ class EngineProcess:
         out: dict[str, Any] = {"loaded": loaded, "error": self.standby_error, "takeovers": self.takeovers}
         if standby is not None and standby.alive:
             out["pid"] = standby.process.pid
-            out["memory"] = memory_mb(standby.process.pid)
+            out["memory"] = standby.memory()
         return out
 
     def memory(self) -> dict[str, float] | None:
         """The active worker's memory (what a standby costs again, roughly)."""
-        return memory_mb(self.process.pid) if self.alive else None
+        return self._active.memory() if self._active is not None else None
 
     def wait_ready(self, timeout: float, cancel: threading.Event | None = None) -> dict[str, Any] | None:
         """Block until the model is loaded (None when `cancel` is set first); EngineFailed when loading
