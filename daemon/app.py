@@ -2,7 +2,8 @@
 cleanly.
 
 Supervision is one loop on the main thread (ticks of 100 ms): it restarts a dead or hung engine
-worker (the audio falls back to the delayed dry signal meanwhile, never silence), reconnects to a
+worker, or lets the warm standby take over (the audio falls back to the delayed dry signal meanwhile,
+never silence; worker.py), keeps `output`/`why` in the status true in every state, reconnects to a
 JACK server that went away (ports, connections and mixer state come back), saves the mixer state,
 and pings the systemd watchdog only while it is itself alive. SIGTERM/SIGINT end the loop; shutdown
 saves state, stops the worker, closes the client and removes the shared memory.
