@@ -79,6 +79,10 @@ class LiveRig:
         return st
 
     def start_player(self) -> None:
+        """jack_metro (again: it outlives a killed jackd, and ignores SIGTERM then, so the old one is killed)."""
+        if self.player is not None and self.player.poll() is None:
+            self.player.kill()
+            self.player.wait()
         self.player = subprocess.Popen(["jack_metro", "-b", "120", "-n", "metro"], env=self.env,
                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -127,4 +131,5 @@ class LiveRig:
                     process.wait(10)
                 except subprocess.TimeoutExpired:
                     process.kill()
+                    process.wait()
         self.jackd.stop()

@@ -108,14 +108,24 @@ def run_worker(spec: WorkerSpec, conn: Connection, stats: WorkerStats, standby: 
     except Exception as exc:  # any load failure is reported, never raised into the void
         conn.send(("failed", f"{type(exc).__name__}: {exc}"))
         return
-    if standby and not _wait_for_activation(conn, stats, {"pid": os.getpid(), "priority": priority}):
-        return
+    if standby:
+        _warm_up(stream, spec.rate)
+        if not _wait_for_activation(conn, stats, {"pid": os.getpid(), "priority": priority}):
+            return
     in_ring, stem_ring = SpscRing.attach(spec.in_ring), SpscRing.attach(spec.stem_ring)
     try:
         _Loop(spec, conn, stats, stream, refiner, plan, in_ring, stem_ring).run()
     finally:
         in_ring.close()
         stem_ring.close()
+
+
+def _warm_up(stream: Any, rate: int) -> None:
+    """Separate half a second of silence past the streaming latency once, and forget it: the first
+    model call of a process pays for lazy initialisation (allocators, kernels), and a standby should
+    pay it while it waits, not in the backlog it must catch up on after a takeover."""
+    stream.process(np.zeros((2, stream.latency_samples + rate // 2), np.float32))
+    stream.reset()
 
 
 def _wait_for_activation(conn: Connection, stats: WorkerStats, info: dict[str, Any]) -> bool:
@@ -406,13 +416,16 @@ class EngineProcess:
         return self.info is not None and self.alive
 
     def messages(self) -> list[tuple]:
-        """The active worker's messages so far (non-blocking); the standby's are handled here."""
-        if self._standby is not None:
-            for message in self._standby.messages():
+        """The active worker's messages so far (non-blocking); the standby's are handled here, under
+        the lock, so none it sends once activated (its "ready") is taken for a standby's."""
+        with self._lock:
+            standby = self._standby
+            for message in standby.messages() if standby is not None else ():
                 if message[0] == "failed":
                     self.standby_error = message[1]
                     log.error("standby engine worker failed to load: %s", message[1])
-        return self._active.messages() if self._active is not None else []
+        active = self._active
+        return active.messages() if active is not None else []
 
     def keep_standby(self, now: float) -> None:
         """With standby wanted and the active worker separating, have a loaded standby (start one if
