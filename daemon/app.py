@@ -2,7 +2,8 @@
 cleanly.
 
 Supervision is one loop on the main thread (ticks of 100 ms): it restarts a dead or hung engine
-worker (the audio falls back to the delayed dry signal meanwhile, never silence), reconnects to a
+worker, or lets the warm standby take over (the audio falls back to the delayed dry signal meanwhile,
+never silence; worker.py), keeps `output`/`why` in the status true in every state, reconnects to a
 JACK server that went away (ports, connections and mixer state come back), saves the mixer state,
 and pings the systemd watchdog only while it is itself alive. SIGTERM/SIGINT end the loop; shutdown
 saves state, stops the worker, closes the client and removes the shared memory.
@@ -24,7 +25,7 @@ from typing import Any
 import jack
 
 from stemd.control.commands import ALL, Action, Command
-from stemd.daemon import latency_budget, mixer_state
+from stemd.daemon import latency_budget, libjack_output, mixer_state
 from stemd.daemon.audio_path import AudioPath
 from stemd.daemon.jack_io import JackIO, PortPlan
 from stemd.daemon.mixer import Mixer
@@ -68,6 +69,7 @@ class Daemon:
         self.notifier = Notifier()
         self.stopping = threading.Event()
         self.state = "starting"
+        self._jack_down: str | None = None  # why there is no JACK client now (None: connected)
         self.engine: EngineProcess | None = None
         self.engine_error: str | None = None
         self.model_name = "dry" if self.dry_only else config.engine.model
@@ -102,6 +104,7 @@ class Daemon:
         self._next_watchdog = 0.0
         self._next_reconnect = 0.0
         self._saved_version = -1
+        self._libjack: Any = ()  # libjack's queued messages once started (libjack_output)
         self._logged_errors = 0
 
     # ---- start ----------------------------------------------------------------------------------
@@ -112,6 +115,7 @@ class Daemon:
         # waiting thread only every switch interval (5 ms by default, about one 256-frame period), so
         # any busy control thread (OSC, intent parsing, voice) could make it miss its deadline.
         sys.setswitchinterval(GIL_SWITCH_S)
+        self._libjack = libjack_output.collect()
         self._wait_for_jack()
         if self.stopping.is_set():
             return self
@@ -129,11 +133,12 @@ class Daemon:
         return self
 
     def _wait_for_jack(self) -> None:
-        self.state = "waiting for JACK"
+        self.state, self._jack_down = "waiting for JACK", "no JACK server yet"
         warned = False
         while not self.stopping.is_set():
             try:
                 self.jack.open()
+                self._jack_down = None
                 return
             except jack.JackOpenError:
                 if not warned:
@@ -181,9 +186,9 @@ class Daemon:
             latency=latency, window_s=e.window_s or None, hop_s=e.hop_ms / 1000.0 or None,
             right_s=e.right_context_ms / 1000.0 or None, threads=e.threads, refine_default=e.refine_default,
             refiner=e.refiner, refine_budget=e.refine_budget,
-            period=self.jack.client.blocksize, crossfade=crossfade,
+            period=self.jack.client.blocksize, crossfade=crossfade, nice=e.nice, policy=e.policy,
         )
-        self.engine = EngineProcess(spec)
+        self.engine = EngineProcess(spec, standby=e.standby)
         self.state = "loading model"
         self.notifier.notify(f"STATUS=loading {self.model_name}")
         self.engine.start()
@@ -217,7 +222,7 @@ class Daemon:
         self.engine_error = reason
         log.error("engine unavailable, running dry: %s", reason)
         if self.engine is not None:
-            self.engine.stop()
+            self.engine.stop_all()
         self.engine = None
         self.sources = []
         self.session.realtime = False
@@ -341,11 +346,12 @@ class Daemon:
         now = time.monotonic()
         if self.jack.server_gone.is_set():
             self._reconnect(now)
+        self._log_libjack()
         self._supervise_engine(now)
         if self.jack.callback_errors != self._logged_errors:
             self._logged_errors = self.jack.callback_errors
             log.error("process callback failed (%d so far): %r", self._logged_errors, self.jack.last_error)
-        if self.state != "waiting for JACK":
+        if self._jack_down is None:
             self.state = self._running_state()
         if now >= self._next_housekeeping:
             self._next_housekeeping = now + HOUSEKEEPING_S
@@ -357,14 +363,33 @@ class Daemon:
             self._next_watchdog = now + interval
             self.notifier.watchdog(self.status_line())
 
+    def _output(self) -> tuple[str, str]:
+        """What the performer hears now — "separated", "dry" or "off" (no JACK client: nothing) — and
+        why it is not separated ("" when it is). The audio path's wet flag is the callback's own
+        answer, but it stands still while JACK is gone, so JACK is asked about first."""
+        if self._jack_down is not None or self.jack.server_gone.is_set():
+            return "off", self._jack_down or "JACK server gone"
+        if self.dry_only:
+            return "dry", "engine.model = dry"
+        if self.engine is None:
+            return "dry", "engine failed"
+        if not self.engine.ready:
+            return "dry", "engine restarting" if self.engine.starts > 1 else "engine loading"
+        return ("separated", "") if self.jack.path.stats.wet else ("dry", "engine late")
+
+    def _log_libjack(self) -> None:
+        """libjack's messages since the last tick go to the log, except during an outage: then they
+        only say again that the server is gone (the outage has its own line)."""
+        while self._libjack:
+            message = self._libjack.popleft()
+            if self._jack_down is None and not self.jack.server_gone.is_set():
+                log.warning("libjack: %s", message)
+
     def _running_state(self) -> str:
         if self.dry_only:
             return "running (dry: engine.model = dry)"
-        if self.engine is None:
-            return "running dry (engine failed)"
-        if not self.engine.ready:
-            return "running dry (engine restarting)"
-        return "running" if self.jack.path.stats.wet else "running dry (engine late)"
+        output, why = self._output()
+        return "running" if output == "separated" else f"running dry ({why})"
 
     def _supervise_engine(self, now: float) -> None:
         engine = self.engine
@@ -390,10 +415,19 @@ class Daemon:
                 engine.start()
             return
         if not engine.alive:
-            self._schedule_restart(now, f"exited with code {engine.process.exitcode if engine.process else None}")
+            self._worker_lost(now, f"exited with code {engine.process.exitcode if engine.process else None}")
         elif engine.ready and now - engine.stats.get("heartbeat") > HANG_S:
             engine.process.kill()
-            self._schedule_restart(now, f"no heartbeat for {HANG_S:.0f} s")
+            engine.process.join(1.0)
+            self._worker_lost(now, f"no heartbeat for {HANG_S:.0f} s")
+        else:
+            engine.keep_standby(now)
+
+    def _worker_lost(self, now: float, why: str) -> None:
+        """The loaded standby takes over at once; without one, a fresh worker after a back-off."""
+        if self.engine.take_over(why):
+            return
+        self._schedule_restart(now, why)
 
     def _schedule_restart(self, now: float, why: str) -> None:
         if now - self._ready_since > STABLE_S:
@@ -417,11 +451,11 @@ class Daemon:
     def _reconnect(self, now: float) -> None:
         if now < self._next_reconnect:
             return
-        if self.state != "waiting for JACK":
+        if self._jack_down is None:
             log.warning("JACK server gone; playing nothing until it is back (retrying every %.1f s)",
                         self.config.jack.reconnect_interval_s)
             self.jack.close()
-            self.state = "waiting for JACK"
+            self.state = self._jack_down = "JACK server gone"
         self._next_reconnect = now + self.config.jack.reconnect_interval_s
         try:
             client = self.jack.open()
@@ -433,6 +467,7 @@ class Daemon:
             self._teardown_engine()
             self._build(client.samplerate)
         self.jack.connect()
+        self._jack_down = None
         self.state = self._running_state()
         log.info("reconnected to JACK; ports, connections and mixer state restored")
 
@@ -451,13 +486,13 @@ class Daemon:
     def stats(self) -> dict[str, Any]:
         """Daemon figures for `stemd status` (Session.snapshot includes them)."""
         path = self.jack.path
-        out: dict[str, Any] = {"state": self.state, "model": self.model_name, "rate": self.rate,
-                               "model_reason": self.model_reason}
+        output, why = self._output()
+        out: dict[str, Any] = {"state": self.state, "output": output, "why": why, "model": self.model_name,
+                               "rate": self.rate, "model_reason": self.model_reason}
         if path is not None:
             p = path.stats
-            client = self.jack.client if not self.jack.server_gone.is_set() else None
+            client = self.jack.client if self._jack_down is None and not self.jack.server_gone.is_set() else None
             out.update(
-                output="separated" if p.wet else "dry",
                 latency_ms=1000.0 * path.latency / self.rate, latency_frames=path.latency,
                 latency=self.latency_plan,
                 period=client.blocksize if client is not None else None,
@@ -479,7 +514,8 @@ class Daemon:
                 streaming_latency_ms=1000.0 * w.get("latency_frames") / self.rate,
                 headroom_ms=1000.0 * margin / self.rate if margin >= 0 else None,  # lowest since last look
                 backlog_ms=1000.0 * (self.in_ring.written - self.in_ring.read) / self.rate if self.in_ring else None,
-                resyncs=int(w.get("resyncs")),
+                resyncs=int(w.get("resyncs")), priority=(engine.info or {}).get("priority"),
+                memory=engine.memory(), standby=engine.standby_status(),
             )
             if self.refine_modes:
                 out["engine"]["refine"] = {"modes": dict(self.refine_modes), "bypassed": dict(self.refine_bypassed),
@@ -505,6 +541,7 @@ class Daemon:
                 running.stop()
                 setattr(self, service, None)
         self.jack.close()
+        libjack_output.release()
         self._save_state()
         self._teardown_engine()
         if self.mic_ring is not None:
@@ -513,7 +550,7 @@ class Daemon:
 
     def _teardown_engine(self) -> None:
         if self.engine is not None:
-            self.engine.stop()
+            self.engine.stop_all()
             self.engine = None
         for ring in (self.in_ring, self.stem_ring):
             if ring is not None:

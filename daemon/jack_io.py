@@ -16,6 +16,7 @@ from typing import Protocol, Sequence
 
 import jack
 
+from stemd.daemon import libjack_output
 from stemd.daemon.audio_path import AudioPath
 from stemd.daemon.jack_latency import LatencyReporter
 from stemd.daemon.jack_shutdown import on_plain_shutdown
@@ -93,8 +94,10 @@ class JackIO:
     # ---- connection lifecycle (control thread) -------------------------------------------------
 
     def open(self) -> jack.Client:
-        """Open a client without activating it (to learn the rate before the engine starts)."""
-        self.client = jack.Client(self.name, servername=self.server or None, no_start_server=True)
+        """Open a client without activating it (to learn the rate before the engine starts); libjack's
+        complaints when no server is there are dropped (the caller logs once per outage)."""
+        with libjack_output.quiet():
+            self.client = jack.Client(self.name, servername=self.server or None, no_start_server=True)
         self.server_gone.clear()
         return self.client
 

@@ -9,19 +9,20 @@ import shutil
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import jack
+
+from stemd.daemon import libjack_output
 
 
 def server_running(name: str | None = None) -> bool:
     """Can a client join the server `name` (None: the default server) right now?"""
-    jack.set_error_function(lambda message: None)  # "cannot connect" is the answer, not an error
     try:
-        probe = jack.Client("stemd-probe", servername=name, no_start_server=True)
+        with libjack_output.quiet():
+            probe = jack.Client("stemd-probe", servername=name, no_start_server=True)
     except jack.JackOpenError:
         return False
-    finally:
-        jack.set_error_function(None)
     probe.close()
     return True
 
@@ -36,23 +37,28 @@ def _die_with_parent() -> None:
 class PrivateJackd:
     """`jackd -n NAME -d dummy` as a child process."""
 
-    def __init__(self, name: str, rate: int = 48000, period: int = 256) -> None:
-        self.name, self.rate, self.period = name, rate, period
+    def __init__(self, name: str, rate: int = 48000, period: int = 256, log: Path | None = None) -> None:
+        """`log`: a file for jackd's stderr (its xrun reports), instead of a pipe nobody reads on."""
+        self.name, self.rate, self.period, self.log = name, rate, period, log
         self.process: subprocess.Popen | None = None
 
     def start(self, timeout: float = 10.0) -> "PrivateJackd":
         binary = shutil.which("jackd")
         if binary is None:
             raise RuntimeError("jackd not found: scripts/install.sh installs jackd2")
+        stderr = open(self.log, "ab") if self.log is not None else subprocess.PIPE
         self.process = subprocess.Popen(
             [binary, "-n", self.name, "-d", "dummy", "-r", str(self.rate), "-p", str(self.period)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL, stderr=stderr,
             env=dict(os.environ, JACK_NO_AUDIO_RESERVATION="1"), preexec_fn=_die_with_parent,
         )
+        if self.log is not None:
+            stderr.close()  # the child has its own copy
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"jackd exited: {self.process.stderr.read().decode(errors='replace')}")
+                said = self.process.stderr.read() if self.log is None else self.log.read_bytes()
+                raise RuntimeError(f"jackd exited: {said.decode(errors='replace')}")
             if server_running(self.name):
                 return self
             time.sleep(0.05)

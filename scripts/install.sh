@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 EXTRA="run"
 [[ "${1:-}" == "--test" ]] && EXTRA="test"
 
+# jackd2 also ships the C example clients the xrun soak plays and records with (jack_metro, jack_rec).
 APT_PACKAGES=(jackd2 libjack-jackd2-0 fluidsynth fluid-soundfont-gm espeak-ng sox libsndfile1)
 # Test-only: Debian's Chromium + ChromeDriver drive the web remote's browser tests; pipewire,
 # pipewire-jack, wireplumber and dbus-bin run stemd under PipeWire's JACK (pw-jack) next to jackd2.

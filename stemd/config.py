@@ -97,7 +97,8 @@ SCHEMA: dict[str, Section] = {
             "connect_mic": Key("", "Port connected to the mic input (voice control); empty = none."),
             "stem_ports": Key(False, "Also expose <stem>_L/<stem>_R output ports, one pair per stem."),
             "reconnect_interval_s": Key(
-                1.0, "How often to retry when the JACK server is gone.", min=0.1, max=60.0
+                0.25, "How often to retry when the JACK server is gone (quietly: one log line per outage).",
+                min=0.05, max=60.0
             ),
         },
     ),
@@ -127,6 +128,14 @@ SCHEMA: dict[str, Section] = {
                 min=0.0, max=2000.0
             ),
             "threads": Key(0, "Torch intra-op threads in the worker; 0 = all cores but one.", min=0, max=256),
+            "standby": Key(True, "Keep a second worker with the model loaded, idle, to take over within a\n"
+                                 "supervision tick when the worker crashes or hangs. Costs its memory again\n"
+                                 "(`stemd status` shows it); false = a crash costs a model load of dry output."),
+            "nice": Key(10, "Added to the worker's nice value, so it yields the CPU to jackd and the audio\n"
+                            "callback (0 = the daemon's own priority).", min=0, max=19),
+            "policy": Key("batch", "Worker scheduling: normal, batch (SCHED_BATCH: never preempts the audio\n"
+                                   "when it wakes) or idle (SCHED_IDLE: only CPU time nobody else wants).",
+                          choices=("normal", "batch", "idle")),
             "refine_default": Key("off", "Refiner mode at start for every stem.", choices=REFINE_MODES),
             "refiner": Key(True, "Install the refiner (refine commands: clean, dereverb, both). Its STFT adds "
                                  "17 ms to the latency whether or not a stem is refined; false saves that."),

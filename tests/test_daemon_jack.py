@@ -134,7 +134,18 @@ def test_a_model_that_cannot_load_leaves_the_daemon_running_dry_and_saying_why(j
     with running_daemon(jackd, tmp_path, model="nosuchmodel") as daemon:
         stats = daemon.stats()
         assert stats["state"] == "running dry (engine failed)"
+        assert (stats["output"], stats["why"]) == ("dry", "engine failed")
         assert "nosuchmodel" in stats["engine"]["error"]
         assert daemon.engine is None  # no restart loop for a model that cannot load
         delay = xrun_free(daemon, lambda: impulse_delay(jackd, daemon))
     assert abs(delay - stats["latency_frames"]) <= jackd.period  # the music goes on, dry, on time
+
+
+def test_a_connection_that_already_exists_is_not_a_warning(jackd, tmp_path, caplog):
+    """After a reconnect the peer (or a session manager) may have made a connection already."""
+    jack_cfg = {"connect_inputs": ["system:capture_1", "nosuch:port"], "connect_outputs": []}
+    with running_daemon(jackd, tmp_path, model="dry", jack=jack_cfg) as daemon:
+        caplog.clear()
+        daemon.jack._restore({"in_L": ["system:capture_1"], "in_R": ["nosuch:port"]})
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "nosuch:port" in warnings[0], warnings  # a missing port still is

@@ -1,8 +1,10 @@
 """Failures the daemon must survive on a real jackd2: the engine worker killed mid-stream, and the
 JACK server killed and started again."""
 
+import logging
 import os
 import signal
+import socket
 import time
 
 import numpy as np
@@ -10,8 +12,10 @@ import pytest
 from daemon_harness import running_daemon
 from jack_probe import Player, Recorder
 from oracle_separator import WEIGHTS
+from osc_harness import Surface
 from test_daemon_jack import wait_until
 
+from stemd.cli.status import render
 from stemd.control.commands import Action, Command
 
 pytestmark = pytest.mark.jack
@@ -43,15 +47,30 @@ def tone_through(jackd, seconds):
     return player, recorder
 
 
+def kill_the_worker_mid_tone(jackd, daemon, seconds):
+    """Vocals muted, a looped tone played and recorded for `seconds`, the worker SIGKILLed 1 s into
+    the recording. Returns the stats just before the kill, the player and the (filling) recorder."""
+    daemon.session.submit([Command(Action.MUTE, stem="vocals")], "test")
+    player, recorder = tone_through(jackd, seconds)
+    time.sleep(1.0)
+    before = daemon.stats()
+    os.kill(before["engine"]["pid"], signal.SIGKILL)
+    return before, player, recorder
+
+
+def assert_no_silence_and_no_click(recording, rate):
+    env = envelope(recording, rate)
+    assert env.min() > 0.9 * WET, "the output dipped below the separated level: it went (partly) silent"
+    step = np.abs(np.diff(recording)).max()
+    assert step < 1.5 * AMP * 2 * np.pi * 375 / rate, f"a click: sample step {step:.3f}"
+
+
 def test_killing_the_worker_mid_stream_keeps_the_audio_going_and_separation_resumes(jackd, tmp_path):
+    """Without a standby: dry while a fresh worker loads, then separated again."""
     rate = jackd.rate
-    with running_daemon(jackd, tmp_path) as daemon:
+    with running_daemon(jackd, tmp_path, engine={"standby": False}) as daemon:
         assert wait_until(lambda: daemon.jack.path.stats.wet, 15), daemon.stats()
-        daemon.session.submit([Command(Action.MUTE, stem="vocals")], "test")
-        player, recorder = tone_through(jackd, 8.0)
-        time.sleep(1.0)
-        before = daemon.stats()
-        os.kill(before["engine"]["pid"], signal.SIGKILL)
+        before, player, recorder = kill_the_worker_mid_tone(jackd, daemon, 8.0)
         killed_at = recorder.pos
         assert wait_until(lambda: daemon.stats()["engine"]["starts"] == 2 and daemon.jack.path.stats.wet, 15)
         recorder.wait_full(20)
@@ -62,7 +81,7 @@ def test_killing_the_worker_mid_stream_keeps_the_audio_going_and_separation_resu
     env = envelope(recorder.data[0], rate)
     print(f"worker kill: underruns {before['underruns']} -> {after['underruns']}, "
           f"hard switches {after['hard_switches']}, restarts {after['engine']['restarts']}")
-    assert env.min() > 0.9 * WET, "the output dipped below the separated level: it went (partly) silent"
+    assert_no_silence_and_no_click(recorder.data[0], rate)
     dry = env > 0.9 * AMP
     assert dry[killed_at // round(0.01 * rate):].any(), "never fell back to the dry signal after the kill"
     wet = np.isclose(env, WET, rtol=0.02)
@@ -70,30 +89,84 @@ def test_killing_the_worker_mid_stream_keeps_the_audio_going_and_separation_resu
     assert wet[back:].sum() >= 50, "separation did not resume (under 0.5 s separated after the restart)"
     assert after["underruns"] > before["underruns"]
     assert after["hard_switches"] == 0  # every switch was a crossfade on audio that existed
-    step = np.abs(np.diff(recorder.data[0])).max()
-    assert step < 1.5 * AMP * 2 * np.pi * 375 / rate, f"a click: sample step {step:.3f}"
 
 
-def test_jack_server_restart_reconnects_ports_connections_and_mixer_state(jackd, tmp_path):
+def test_a_killed_worker_is_replaced_at_once_by_the_loaded_standby(jackd, tmp_path):
+    """A model that takes 3 s to load: the standby took that time before the crash, not after."""
+    rate = jackd.rate
+    with running_daemon(jackd, tmp_path, load_s=3.0, engine={"nice": 10, "policy": "batch"}) as daemon:
+        assert wait_until(lambda: daemon.jack.path.stats.wet, 30), daemon.stats()
+        assert wait_until(lambda: daemon.stats()["engine"]["standby"]["loaded"], 30), daemon.stats()
+        before = daemon.stats()
+        standby = before["engine"]["standby"]
+        assert standby["memory"]["private_mb"] > 0 and before["engine"]["memory"]["rss_mb"] > 0
+        assert before["engine"]["priority"] == "SCHED_BATCH, nice 10"
+        assert "standby    loaded, " in render(daemon.session.snapshot())
+        _, player, recorder = kill_the_worker_mid_tone(jackd, daemon, 3.0)
+        recorder.wait_full(20)
+        after = daemon.stats()
+        player.close()
+        recorder.close()
+        # The next standby loads behind the new active worker.
+        assert wait_until(lambda: daemon.stats()["engine"]["standby"]["loaded"], 30), daemon.stats()
+
+    assert after["engine"]["pid"] == standby["pid"] and after["engine"]["standby"]["takeovers"] == 1
+    assert after["engine"]["starts"] == 2 and after["output"] == "separated", after
+    env = envelope(recorder.data[0], rate)
+    print(f"standby takeover: underruns {before['underruns']} -> {after['underruns']}, "
+          f"dry windows {(env > 0.9 * AMP).sum()} of 10 ms")
+    assert_no_silence_and_no_click(recorder.data[0], rate)
+    # Well under the 3 s a fresh worker would need to load: the standby did not load after the crash.
+    assert (env > 0.9 * AMP).sum() < 100, "dry for over a second after the kill"
+    assert np.isclose(env[-50:], WET, rtol=0.02).all(), "not separated at the end"
+    assert after["hard_switches"] == 0
+
+
+def free_udp_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_jack_server_restart_reconnects_ports_connections_and_mixer_state(jackd, tmp_path, capfd, caplog):
+    """Also: the status is true while JACK is gone and pushed to OSC subscribers, libjack stays quiet
+    over many reconnect attempts, and the outage is one log line, the return another."""
     rate = jackd.rate
     jack_cfg = {"connect_inputs": ["system:capture_1", "system:capture_2"],
                 "connect_outputs": ["system:playback_1", "system:playback_2"]}
-    with running_daemon(jackd, tmp_path, jack=jack_cfg) as daemon:
+    osc_cfg = {"enabled": True, "port": free_udp_port()}
+    caplog.set_level(logging.INFO, logger="stemd.daemon.app")
+    with running_daemon(jackd, tmp_path, jack=jack_cfg, osc=osc_cfg) as daemon:
         assert wait_until(lambda: daemon.jack.path.stats.wet, 15)
+        tablet = Surface(daemon.osc)
+        assert tablet.ask("/stemd/subscribe")[0] == "/stemd/ok"
+        tablet.wait_for("/stemd/state", ("running", "separated", ""))
         daemon.session.submit([Command(Action.MUTE, stem="vocals")], "test")
         connections = dict(daemon.jack.connections)
         assert connections["in_L"] == ["system:capture_1"] and connections["out_R"] == ["system:playback_2"]
         pid = daemon.stats()["engine"]["pid"]
+        capfd.readouterr()
 
         jackd.process.kill()
         jackd.process.wait()
         try:
-            assert wait_until(lambda: daemon.state == "waiting for JACK", 10), daemon.state
+            assert wait_until(lambda: daemon.state == "JACK server gone", 10), daemon.state
+            time.sleep(1.0)  # five reconnect attempts at 0.2 s
+            gone = daemon.stats()
         finally:
             # Same name again: this also frees the registry slot a SIGKILLed jackd leaves behind
             # (libjack reclaims dead entries by name only; 8 leaked slots block every JACK server).
             jackd.start()
         assert wait_until(lambda: daemon.state.startswith("running") and daemon.jack.client is not None, 15)
+        assert (gone["output"], gone["why"], gone["period"]) == ("off", "JACK server gone", None), gone
+        tablet.wait_for("/stemd/state", ("JACK server gone", "off", "JACK server gone"))
+        tablet.pushed.clear()
+        tablet.wait_for("/stemd/state", ("running", "separated", ""))
+        tablet.close()
+        libjack = capfd.readouterr().err
+        assert "Cannot connect to server" not in libjack and "JackShmReadWritePtr" not in libjack, libjack
+        app_log = [r for r in caplog.records if r.name == "stemd.daemon.app" and "JACK" in r.getMessage()]
+        assert [r.levelname for r in app_log] == ["WARNING", "INFO"], [r.getMessage() for r in app_log]
 
         probe = jackd.client("check")
         names = {p.name for p in probe.get_ports("stemd:")}

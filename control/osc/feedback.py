@@ -13,6 +13,8 @@ Pushed messages:
 - `/stemd/tempo f`;
 - `/stemd/pending s(json)`: the commands waiting for a beat boundary, soonest first, each
   `{"command", "at", "frame"}` (status `pending`); `[]` once they have landed or were cancelled;
+- `/stemd/state s(state) s(output) s(why)`: the daemon's state, what the performer hears (separated,
+  dry, or off while JACK is gone) and why it is not separated ("" when it is), on every change;
 - `/stemd/stem/<stem>/level f`: peak level since the last push, at `[osc] meter_hz`;
 - `/stemd/applied s(json commands) s(source)` for every applied batch, from any control source;
 - `/stemd/voice/heard s(heard) s(json commands, or "" when nothing was applied)` for every utterance
@@ -81,6 +83,9 @@ def state_messages(snapshot: dict[str, Any], top_db: float) -> State:
     if "pending" in snapshot:  # without beats_left, which changes every block
         waiting = [{k: p[k] for k in ("command", "at", "frame")} for p in snapshot["pending"]]
         out["/stemd/pending"] = (json.dumps(waiting, separators=(",", ":")),)
+    daemon = snapshot.get("daemon")
+    if daemon is not None:
+        out["/stemd/state"] = (str(daemon["state"]), str(daemon["output"]), str(daemon["why"]))
     return out
 
 

@@ -36,6 +36,8 @@ SUITES: dict[str, str] = {
     "intent": "stemd.benchmarks.intent:main",
     "osc": "stemd.benchmarks.osc_load:main",
     "web": "stemd.benchmarks.web_load:main",
+    "xruns": "stemd.benchmarks.xrun_soak:main",
+    "recovery": "stemd.benchmarks.recovery:main",
 }
 DEFAULT_PROVIDERS = [name for name in PROVIDERS if name not in ("frontier", "spleeter")]  # minutes each: ask for them
 DEFAULT_MODELS = ["small", "htdemucs-size", "htdemucs", "spleeter2"]

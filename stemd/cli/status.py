@@ -51,6 +51,14 @@ def _pending(pending: list[dict[str, Any]]) -> str:
                      f"(frame {p['frame']}, {p['beats_left']:g} beats away)" for p in pending)
 
 
+def _standby(standby: dict[str, Any]) -> str:
+    """The warm standby worker: loaded or not (and why), what it costs, how often it took over."""
+    memory = standby.get("memory") or {}
+    state = "loaded" if standby["loaded"] else f"not loaded ({standby['error']})" if standby["error"] else "loading"
+    cost = f", {memory['private_mb']:.0f} MB private ({memory['rss_mb']:.0f} MB resident)" if memory else ""
+    return f"{state}{cost}, took over {standby['takeovers']} times"
+
+
 def render(state: dict[str, Any]) -> str:
     d = state.get("daemon", {})
     e = d.get("engine", {})
@@ -58,7 +66,7 @@ def render(state: dict[str, Any]) -> str:
     rows = [
         ("state", d.get("state", "?")),
         ("model", state.get("model", "?") + (f" ({d['model_reason']})" if d.get("model_reason") else "")),
-        ("output", d.get("output", "?")),
+        ("output", d.get("output", "?") + (f" ({d['why']})" if d.get("why") else "")),
         ("latency", f"{_ms(d.get('latency_ms'))} ({d.get('latency_frames')} frames @ {d.get('rate')} Hz, "
                     f"period {d.get('period')}" + (f"; {why}" if why else "") + ")"),
         ("xruns", str(d.get("xruns", "-"))),
@@ -70,6 +78,8 @@ def render(state: dict[str, Any]) -> str:
         rows.append(("engine", f"RTF {e['rtf']:.2f}, compute {_ms(e.get('compute_ms'))}/block, "
                                f"headroom {_ms(e.get('headroom_ms'))}, backlog {_ms(e.get('backlog_ms'))}, "
                                f"restarts {e.get('restarts', 0)}, pid {e.get('pid')}"))
+    if e.get("standby") is not None:
+        rows.append(("standby", _standby(e["standby"])))
     if e.get("refine"):
         rows.append(("refine", _refine(e["refine"])))
     rows.append(("mixer", _mixer(state)))
