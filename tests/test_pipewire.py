@@ -98,7 +98,7 @@ def test_stemd_waits_while_pipewire_is_gone_and_reconnects_its_ports_when_it_is_
     assert _periods_advance(stemd)
     started = time.monotonic()
     pipewire.kill()
-    assert wait_until(lambda: stemd()["state"] == "waiting for JACK", 10), stemd()
+    assert wait_until(lambda: (stemd()["state"], stemd()["output"]) == ("JACK server gone", "off"), 10), stemd()
     noticed = time.monotonic() - started
     pipewire.start_pipewire()
     started = time.monotonic()
