@@ -335,23 +335,26 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def first_starts(args, device: str) -> dict:
-    """Cold then warm first start of `args.first_start` at the first window, in a cache folder of
-    its own (so the figures do not depend on what earlier runs left)."""
+    """Cold then warm first start of `args.first_start` at the first window, sharing this run's
+    Inductor cache (TORCHINDUCTOR_CACHE_DIR, which gpu_check.sh makes fresh; a temporary one when
+    unset), so the compiled rows after it start warm."""
     import tempfile
 
     from stemd.engines.onnx_backend import demucs_geometry
 
     window_s = (args.windows or (GPU_WINDOWS if device.startswith("cuda") else (demucs_geometry().window_s,)))[0]
-    out: dict = {"backend": args.first_start, "window_s": window_s}
-    with tempfile.TemporaryDirectory(prefix="stemd-inductor-") as cache:
-        for state in ("cold_s", "warm_s"):
-            try:
-                out[state] = round(first_start(args.size, device, args.first_start, window_s, Path(cache)), 1)
-            except RuntimeError as exc:
-                out[state] = None
-                out["error"] = str(exc)
-                break
-            print(f"first start {args.first_start} {state}: {out[state]} s", file=sys.stderr, flush=True)
+    cache = Path(os.environ.get("TORCHINDUCTOR_CACHE_DIR") or tempfile.mkdtemp(prefix="stemd-inductor-"))
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(cache)
+    out: dict = {"backend": args.first_start, "window_s": window_s,
+                 "cache_was_empty": not cache.exists() or not any(cache.iterdir())}
+    for state in ("cold_s", "warm_s"):
+        try:
+            out[state] = round(first_start(args.size, device, args.first_start, window_s, cache), 1)
+        except RuntimeError as exc:
+            out[state] = None
+            out["error"] = str(exc)
+            break
+        print(f"first start {args.first_start} {state}: {out[state]} s", file=sys.stderr, flush=True)
     return out
 
 
