@@ -169,14 +169,12 @@ class Runner:
             torch.cuda.empty_cache()
 
     def row(self, case: Case) -> BackendRow:
-        from stemd.engines.onnx_backend import demucs_geometry
-
-        window_s = case.window_s or demucs_geometry().window_s
+        window_s = case.window_s
         samples = round(window_s * self.rate)
         row = BackendRow(case.backend, self.device, window_s, self.hop_ms, case.batch)
         started = time.perf_counter()
         try:
-            separator, fresh = self._separator(Case(case.backend, window_s, case.batch))
+            separator, fresh = self._separator(case)
             windows = _windows(self.rate, samples, case.batch)
             out = separator.separate_batch(windows)
             if fresh or case.compiled:  # a new batch size compiles again
@@ -210,10 +208,13 @@ def run(size: str, device: str, hop_ms: float, runs: int, windows: tuple[float, 
         on_row: Callable[[BackendRow], None] | None = None) -> list[BackendRow]:
     """Every planned case that fits in `budget_s`, in plan order; the ones that do not fit are rows
     saying so. `on_row` sees each row as soon as it is measured."""
+    from stemd.engines.onnx_backend import demucs_geometry
+
     runner = Runner(random_model(size), device, hop_ms, runs)
     deadline = time.monotonic() + budget_s
     rows = []
     for case in plan(device, windows, only):
+        case.window_s = case.window_s or demucs_geometry().window_s
         estimate = COMPILE_ESTIMATE_S if case.compiled else ROW_ESTIMATE_S
         if time.monotonic() + estimate > deadline:
             row = BackendRow(case.backend, device, case.window_s, hop_ms, case.batch,

@@ -50,13 +50,16 @@ class CompiledSeparator(BatchSeparator):
     from the cache): what a start costs."""
 
     def __init__(self, model: torch.nn.Module, name: str, device: str, streaming: StreamingDefaults,
-                 mode: str = "default", precision: str = "fp32") -> None:
+                 mode: str = "default", precision: str = "fp32", compiler: str = "inductor") -> None:
+        """`compiler` is torch.compile's backend: Inductor for speed; "aot_eager" traces the same
+        full graph without generating kernels (a quick check that the model compiles at all)."""
         if mode not in MODES:
             raise ValueError(f"compile mode {mode!r}: expected one of {', '.join(MODES)}")
         use_stemd_inductor_cache()
         self.device = torch.device(device)
         self.net = capture_safe_htdemucs(model).to(self.device)
-        self._forward = torch.compile(self.net, mode=mode, fullgraph=True, dynamic=False)
+        options = {"mode": mode} if compiler == "inductor" else {}
+        self._forward = torch.compile(self.net, backend=compiler, fullgraph=True, dynamic=False, **options)
         self.mode, self.precision = mode, precision
         self.name = f"{name}/compile-{mode}-{precision}"
         self.sources = list(model.sources)
