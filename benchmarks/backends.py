@@ -98,8 +98,10 @@ def plan(device: str, windows: tuple[float, ...] | None = None, only: set[str] |
     """The rows in the order they run: on CUDA, W = 7.8 / 4 / 1 s through the eager and captured
     backends, then batches 2 and 4 at the first window, then the compiled backends (minutes each,
     cold); on the CPU, eager against compiled at each window, batches included."""
+    from stemd.engines.onnx_backend import demucs_geometry
+
     cuda = device.startswith("cuda")
-    windows = windows or (GPU_WINDOWS if cuda else (0.0,))
+    windows = windows or (GPU_WINDOWS if cuda else (demucs_geometry().window_s,))
     cases: list[Case] = []
     if cuda:
         cases += [Case(b, w) for w in windows for b in GPU_BACKENDS]
@@ -203,22 +205,16 @@ def random_model(size: str):
     return demucs_backend.random_htdemucs(**config)
 
 
-def run(size: str, device: str, hop_ms: float, runs: int, windows: tuple[float, ...] | None = None,
-        only: set[str] | None = None, budget_s: float = float("inf"),
+def run(runner: Runner, cases: list[Case], deadline: float = float("inf"),
         on_row: Callable[[BackendRow], None] | None = None) -> list[BackendRow]:
-    """Every planned case that fits in `budget_s`, in plan order; the ones that do not fit are rows
-    saying so. `on_row` sees each row as soon as it is measured."""
-    from stemd.engines.onnx_backend import demucs_geometry
-
-    runner = Runner(random_model(size), device, hop_ms, runs)
-    deadline = time.monotonic() + budget_s
+    """Every case that fits before `deadline` (time.monotonic()), in order; the ones that do not fit
+    are rows saying so. `on_row` sees each row as soon as it is measured."""
     rows = []
-    for case in plan(device, windows, only):
-        case.window_s = case.window_s or demucs_geometry().window_s
+    for case in cases:
         estimate = COMPILE_ESTIMATE_S if case.compiled else ROW_ESTIMATE_S
         if time.monotonic() + estimate > deadline:
-            row = BackendRow(case.backend, device, case.window_s, hop_ms, case.batch,
-                             note=f"skipped: would not fit the {budget_s:.0f} s budget")
+            row = BackendRow(case.backend, runner.device, case.window_s, runner.hop_ms, case.batch,
+                             note="skipped: would not fit the time budget")
         else:
             row = runner.row(case)
         rows.append(row)
@@ -227,13 +223,17 @@ def run(size: str, device: str, hop_ms: float, runs: int, windows: tuple[float, 
     return rows
 
 
-def first_start(size: str, device: str, backend: str, window_s: float, cache: Path) -> float:
+def first_start(size: str, device: str, backend: str, window_s: float, cache: Path, timeout_s: float) -> float:
     """Seconds from nothing to the first separated window for `backend`, in a fresh process (so no
-    in-memory cache helps) with Inductor's cache in `cache`: cold when `cache` is empty, warm after."""
+    in-memory cache helps) with Inductor's cache in `cache`: cold when `cache` is empty, warm after.
+    Raises RuntimeError when it fails or outlives `timeout_s`."""
     env = dict(os.environ, TORCHINDUCTOR_CACHE_DIR=str(cache))
     command = [sys.executable, "-m", "stemd.benchmarks.backends", "--start-only", backend, "--size", size,
                "--device", device, "--windows", str(window_s)]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    try:
+        done = subprocess.run(command, env=env, capture_output=True, text=True, check=False, timeout=timeout_s)
+    except subprocess.TimeoutExpired as exc:
+        raise RuntimeError(f"first start of {backend} took over {timeout_s:.0f} s (the budget left)") from exc
     if done.returncode != 0:
         raise RuntimeError(f"first start of {backend} failed: {done.stderr.strip()[-300:]}")
     return float(done.stdout.strip().splitlines()[-1])
@@ -278,8 +278,8 @@ def backend_rows(options) -> list:
     windows = (options.window_s,) if options.window_s else None
     out = []
     for model in (m for m in options.models if m in SIZES):
-        out += [bench_row(model, r) for r in run(SIZES[model], device, hop_ms, runs=30 if device != "cpu" else 5,
-                                                 windows=windows)]
+        runner = Runner(random_model(SIZES[model]), device, hop_ms, runs=30 if device != "cpu" else 5)
+        out += [bench_row(model, r) for r in run(runner, plan(device, windows))]
     return out
 
 
@@ -312,10 +312,6 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:
             Path(args.json).write_text(json.dumps(report, indent=1))
 
-    if args.first_start:
-        report["first_start"] = first_starts(args, device)
-        save()
-
     def on_row(row: BackendRow) -> None:
         report["rows"].append(asdict(row))
         save()
@@ -324,9 +320,16 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr, flush=True)
 
     only = set(args.backends.split(",")) if args.backends else None
-    budget = args.budget_s - (time.monotonic() - started)
-    rows = run(args.size, device, args.hop_ms, args.runs, tuple(args.windows) if args.windows else None,
-               only, budget, on_row)
+    cases = plan(device, tuple(args.windows) if args.windows else None, only)
+    deadline = started + args.budget_s
+    runner = Runner(random_model(args.size), device, args.hop_ms, args.runs)
+    # Eager and captured rows first (seconds each), then the first starts (a cold compile: minutes),
+    # then the compiled rows, which start warm from the cache the first starts filled.
+    rows = run(runner, [c for c in cases if not c.compiled], deadline, on_row)
+    if args.first_start:
+        report["first_start"] = first_starts(args, device, deadline)
+        save()
+    rows += run(runner, [c for c in cases if c.compiled], deadline, on_row)
     from stemd.cli.bench import table
 
     print(table([bench_row(model_label, r) for r in rows]))
@@ -335,22 +338,21 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def first_starts(args, device: str) -> dict:
+def first_starts(args, device: str, deadline: float) -> dict:
     """Cold then warm first start of `args.first_start` at the first window, sharing this run's
     Inductor cache (TORCHINDUCTOR_CACHE_DIR, which gpu_check.sh makes fresh; a temporary one when
     unset), so the compiled rows after it start warm."""
     import tempfile
 
-    from stemd.engines.onnx_backend import demucs_geometry
-
-    window_s = (args.windows or (GPU_WINDOWS if device.startswith("cuda") else (demucs_geometry().window_s,)))[0]
+    window_s = plan(device, tuple(args.windows) if args.windows else None)[0].window_s
     cache = Path(os.environ.get("TORCHINDUCTOR_CACHE_DIR") or tempfile.mkdtemp(prefix="stemd-inductor-"))
     os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(cache)
     out: dict = {"backend": args.first_start, "window_s": window_s,
                  "cache_was_empty": not cache.exists() or not any(cache.iterdir())}
     for state in ("cold_s", "warm_s"):
         try:
-            out[state] = round(first_start(args.size, device, args.first_start, window_s, cache), 1)
+            timeout_s = max(deadline - time.monotonic() - 30.0, 30.0)
+            out[state] = round(first_start(args.size, device, args.first_start, window_s, cache, timeout_s), 1)
         except RuntimeError as exc:
             out[state] = None
             out["error"] = str(exc)

@@ -76,5 +76,8 @@ args=(--device "$device" --size "$size" --budget-s "$budget" --runs 100 --json "
       --note "benchmarks/gpu_check.sh on $(hostname), $(date -u +%FT%TZ)")
 [[ -n "$first_start" ]] && args+=(--first-start "$first_start")
 started=$SECONDS
-"$PYTHON" -m stemd.benchmarks.backends "${args[@]}" "${passthrough[@]}"
-echo "== wrote $json in $((SECONDS - started)) s"
+# The budget skips rows that would not fit; the hard stop is for a hang (the JSON so far stays).
+status=0
+timeout -k 10 $((budget + 60)) "$PYTHON" -m stemd.benchmarks.backends "${args[@]}" "${passthrough[@]}" || status=$?
+echo "== wrote $json in $((SECONDS - started)) s (exit $status)"
+exit $status

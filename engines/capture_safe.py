@@ -17,7 +17,8 @@ host round trips remain, found with `host_traffic` below:
 The first two are rebuilt here from device tensor ops, and attention becomes one
 `scaled_dot_product_attention` call (fused kernels on the GPU, no branch on values), so the forward
 is device-only from its first call: capture needs no warm-up to fill caches, and torch.compile
-traces no CPU ops, Python loops or graph breaks.
+traces no CPU ops, Python loops or graph breaks. Under fp16 / bf16 autocast the STFT and iSTFT
+convolutions stay in fp32, as torch.stft does in the stock model.
 `host_traffic` runs a forward on the `meta` device and reports every operation that touches a CPU
 tensor or asks for a host value, which is exactly what a capture cannot hold; tests run it on the CPU.
 """
@@ -82,6 +83,20 @@ def sdpa_attention_forward(self, query: torch.Tensor, key: torch.Tensor, value: 
     return (out if self.batch_first else out.transpose(0, 1)), None
 
 
+def _in_fp32(forward):
+    """`forward` with autocast off and its input in fp32: the STFT and iSTFT here are convolutions
+    with 4096-sample DFT kernels, whose fp16 / bf16 sums lose the quiet bins (torch.stft, which
+    they replace, is outside autocast's lists and stays fp32 too)."""
+
+    def run(x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        if not torch.amp.is_autocast_available(x.device.type):  # the meta device of host_traffic
+            return forward(x.float(), *args, **kwargs)
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            return forward(x.float(), *args, **kwargs)
+
+    return run
+
+
 def install_device_embedding() -> None:
     """Point demucs's cross-transformer at the device-side 2-D embedding (a module global it looks up
     on every call); the values are the same, so eager models are unaffected."""
@@ -98,6 +113,8 @@ def capture_safe_htdemucs(model: torch.nn.Module) -> torch.nn.Module:
     install_device_embedding()
     patched = patch_htdemucs_for_onnx(copy.deepcopy(model).float())
     patched.real_istft._envelope = types.MethodType(_device_envelope, patched.real_istft)
+    patched.real_stft.forward = _in_fp32(patched.real_stft.forward)
+    patched.real_istft.forward = _in_fp32(patched.real_istft.forward)
     for module in patched.modules():
         if isinstance(module, torch.nn.MultiheadAttention):
             if not module._qkv_same_embed_dim:

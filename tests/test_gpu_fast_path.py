@@ -20,6 +20,7 @@ from stemd.engines import capture_safe
 from stemd.engines.backend_choice import MIN_SDR_DB, check, fastest, probe_window, verified
 from stemd.engines.demucs_backend import STREAMING, DemucsSeparator, random_htdemucs
 from stemd.engines.metrics import sdr
+from stemd.engines.precision import autocast
 
 ROOT = Path(__file__).resolve().parents[1]
 WINDOW = round(STREAMING.window_s * 44100)
@@ -62,6 +63,17 @@ def test_capture_safe_model_separates_like_the_original(model, windows):
     with torch.inference_mode():
         out = safe(torch.from_numpy(windows)).numpy()
     assert sdr(eager.separate_batch(windows), out) > 100
+
+
+def test_half_precision_keeps_the_stft_in_fp32(model, windows):
+    """bf16 autocast on the CPU runs the same autocast logic the GPU's fp16 / bf16 paths run."""
+    eager = DemucsSeparator(model, "htdemucs", "cpu", fp16=False)
+    safe = capture_safe.capture_safe_htdemucs(model)
+    mix = torch.from_numpy(windows[:1])
+    with torch.inference_mode(), autocast("cpu", "bf16"):
+        assert safe.real_stft(mix).dtype == torch.float32
+        out = safe(mix).float().numpy()
+    assert sdr(eager.separate(windows[0]), out[0]) > MIN_SDR_DB
 
 
 def test_a_batch_separates_like_its_windows_one_at_a_time(model, windows):
