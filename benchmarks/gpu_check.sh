@@ -27,7 +27,7 @@ if [[ "${1:-}" == "--prepare" ]]; then
     site=$("$ROOT/.venv/bin/python" -c "import demucs, pathlib; print(pathlib.Path(demucs.__file__).parent.parent)")
     rm -rf "$ROOT/.gpu_deps" && mkdir -p "$ROOT/.gpu_deps"
     for package in "${DEPS[@]}"; do cp -r "$site/$package" "$ROOT/.gpu_deps/"; done
-    find "$ROOT/.gpu_deps" -name __pycache__ -prune -exec rm -rf {} + -o -name '*.so' -delete
+    find "$ROOT/.gpu_deps" -depth \( -name __pycache__ -exec rm -rf {} + \) -o \( -name "*.so" -delete \)
     du -sh "$ROOT/.gpu_deps"
     exit 0
 fi
