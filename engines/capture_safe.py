@@ -11,8 +11,9 @@ host round trips remain, found with `host_traffic` below:
   CPU and copied to the device on every call;
 - the iSTFT's overlap-add envelope (`RealISTFT._envelope`) is computed on the CPU, with a Python loop
   over frames, the first time a shape is seen;
-- demucs-onnx's attention asks `torch.equal(query, key)` on every call, a device-to-host sync: this
-  is what invalidated the capture at htdemucs size (`cudaErrorStreamCaptureInvalidated`).
+- demucs-onnx's attention asks `torch.equal(query, key)` on every call: a device-to-host sync
+  whenever the two are distinct tensors of one shape (CUDA answers aliases and shape mismatches
+  without one), and a graph break for torch.compile in every case.
 
 The first two are rebuilt here from device tensor ops, and attention becomes one
 `scaled_dot_product_attention` call (fused kernels on the GPU, no branch on values), so the forward
