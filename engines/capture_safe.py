@@ -84,18 +84,16 @@ def sdpa_attention_forward(self, query: torch.Tensor, key: torch.Tensor, value: 
     return (out if self.batch_first else out.transpose(0, 1)), None
 
 
-def _in_fp32(forward):
-    """`forward` with autocast off and its input in fp32: the STFT and iSTFT here are convolutions
-    with 4096-sample DFT kernels, whose fp16 / bf16 sums lose the quiet bins (torch.stft, which
-    they replace, is outside autocast's lists and stays fp32 too)."""
-
-    def run(x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
-        if not torch.amp.is_autocast_available(x.device.type):  # the meta device of host_traffic
-            return forward(x.float(), *args, **kwargs)
-        with torch.autocast(device_type=x.device.type, enabled=False):
-            return forward(x.float(), *args, **kwargs)
-
-    return run
+def _forward_in_fp32(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+    """The module's own forward with autocast off and its input in fp32: the STFT and iSTFT here are
+    convolutions with 4096-sample DFT kernels, whose fp16 / bf16 sums lose the quiet bins (torch.stft,
+    which they replace, is outside autocast's lists and stays fp32 too). Bound with MethodType, so a
+    deep copy of the model binds it to the copy."""
+    forward = type(self).forward
+    if not torch.amp.is_autocast_available(x.device.type):  # the meta device of host_traffic
+        return forward(self, x.float(), *args, **kwargs)
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        return forward(self, x.float(), *args, **kwargs)
 
 
 def install_device_embedding() -> None:
@@ -114,8 +112,8 @@ def capture_safe_htdemucs(model: torch.nn.Module) -> torch.nn.Module:
     install_device_embedding()
     patched = patch_htdemucs_for_onnx(copy.deepcopy(model).float())
     patched.real_istft._envelope = types.MethodType(_device_envelope, patched.real_istft)
-    patched.real_stft.forward = _in_fp32(patched.real_stft.forward)
-    patched.real_istft.forward = _in_fp32(patched.real_istft.forward)
+    for transform in (patched.real_stft, patched.real_istft):
+        transform.forward = types.MethodType(_forward_in_fp32, transform)
     for module in patched.modules():
         if isinstance(module, torch.nn.MultiheadAttention):
             if not module._qkv_same_embed_dim:
