@@ -94,7 +94,8 @@ def builders(model, device: str, window_s: float) -> dict[str, Callable[[], Sepa
     return out
 
 
-def plan(device: str, windows: tuple[float, ...] | None = None, only: set[str] | None = None) -> list[Case]:
+def plan(device: str, windows: tuple[float, ...] | None = None, only: set[str] | None = None,
+         batches: tuple[int, ...] = (1, *BATCHES)) -> list[Case]:
     """The rows in the order they run: on CUDA, W = 7.8 / 4 / 1 s through the eager and captured
     backends, then batches 2 and 4 at the first window, then the compiled backends (minutes each,
     cold); on the CPU, eager against compiled at each window, batches included."""
@@ -105,12 +106,13 @@ def plan(device: str, windows: tuple[float, ...] | None = None, only: set[str] |
     cases: list[Case] = []
     if cuda:
         cases += [Case(b, w) for w in windows for b in GPU_BACKENDS]
-        cases += [Case(b, windows[0], n) for n in BATCHES for b in ("torch-fp16", "graph-fp16", "graph-bf16")]
-        cases += [Case(GPU_COMPILED[0], windows[0], n) for n in (1, *BATCHES)]
+        more = [n for n in batches if n > 1]
+        cases += [Case(b, windows[0], n) for n in more for b in ("torch-fp16", "graph-fp16", "graph-bf16")]
+        cases += [Case(GPU_COMPILED[0], windows[0], n) for n in batches]
         cases += [Case(b, windows[0]) for b in GPU_COMPILED[1:]]
         cases += [Case(GPU_COMPILED[0], w) for w in windows[1:]]
     else:
-        cases += [Case(b, w, n) for w in windows for b in CPU_BACKENDS for n in (1, *BATCHES)]
+        cases += [Case(b, w, n) for w in windows for b in CPU_BACKENDS for n in batches]
     return [c for c in cases if only is None or c.backend in only]
 
 
@@ -291,6 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--backends", help="comma-separated subset of the backend names")
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, *BATCHES], help="streams per call")
     parser.add_argument("--budget-s", type=float, default=float("inf"), help="skip rows that would not fit")
     parser.add_argument("--first-start", help="also time a cold and a warm first start of this backend")
     parser.add_argument("--json", help="write the rows (and the first-start figures) to this JSON file")
@@ -320,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr, flush=True)
 
     only = set(args.backends.split(",")) if args.backends else None
-    cases = plan(device, tuple(args.windows) if args.windows else None, only)
+    cases = plan(device, tuple(args.windows) if args.windows else None, only, tuple(args.batches))
     deadline = started + args.budget_s
     runner = Runner(random_model(args.size), device, args.hop_ms, args.runs)
     # Eager and captured rows first (seconds each), then the first starts (a cold compile: minutes),
