@@ -167,8 +167,12 @@ class Runner:
         return self._built[1], False
 
     def _free(self) -> None:
+        """Drop what the last backend left: its GPU memory, and dynamo's compiled frames (every
+        compiled row compiles the same HTDemucs.forward, and dynamo stops compiling a frame after
+        its recompile limit; the on-disk Inductor cache is kept)."""
         import torch
 
+        torch._dynamo.reset()
         if self.device.startswith("cuda"):
             torch.cuda.empty_cache()
 

@@ -57,7 +57,7 @@ export HF_HUB_OFFLINE=1
 
 echo "== gpu check: device $device, size $size, budget ${budget} s, first start: ${first_start:-none}"
 "$PYTHON" - "$device" <<'EOF'
-import importlib, sys
+import importlib.util, sys
 missing = [m for m in ("torch", "numpy", "demucs", "demucs_onnx", "einops") if importlib.util.find_spec(m) is None]
 if missing:
     sys.exit(f"missing Python packages: {', '.join(missing)} (carry .gpu_deps: benchmarks/gpu_check.sh --prepare)")
