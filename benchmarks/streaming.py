@@ -17,10 +17,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from stemd.engines.fixtures import render_song
 from stemd.engines.metrics import sdr
 from stemd.engines.separator import Separator
-from stemd.engines.streaming import StreamingSeparator
 
 # Random-weight HTDemucs sizes that are always available (no weights needed).
 RANDOM_MODELS = {"small": "SMALL_SIZE", "htdemucs-size": "HTDEMUCS_SIZE"}
@@ -106,6 +104,9 @@ def streaming_rows(options: BenchOptions) -> list[BenchRow]:
 
 
 def measure(separator: Separator, options: BenchOptions) -> BenchRow:
+    from stemd.engines.fixtures import render_song  # soundfile, soxr: not needed for BenchRow alone
+    from stemd.engines.streaming import StreamingSeparator
+
     song = render_song(options.seconds, options.rate, seed=0)
     streamer = StreamingSeparator(separator, options.rate, options.window_s, options.hop_s, options.right_s)
     g, rate = streamer.geometry, options.rate

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from stemd.engines.registry import ModelNotAvailable
-from stemd.engines.separator import Separator, StreamingDefaults
+from stemd.engines.separator import BatchSeparator, Separator, StreamingDefaults
 
 # Streaming geometry (W, H, R in seconds), whole multiples of HTDemucs's 1024-sample frame grid so
 # that fixed-window backends (ONNX, CUDA graphs) and the streaming engine agree on the window length:
@@ -163,7 +163,7 @@ def _load_file(path: Path) -> torch.nn.Module:
     return model.eval()
 
 
-class DemucsSeparator(Separator):
+class DemucsSeparator(BatchSeparator):
     """One HTDemucs, or a bag of them averaged with demucs's per-source weights (htdemucs_ft)."""
 
     def __init__(self, model: torch.nn.Module, name: str, device: str = "cpu", fp16: bool = True,
@@ -193,12 +193,14 @@ class DemucsSeparator(Separator):
             return torch.autocast(device_type="cuda", dtype=torch.float16)
         return contextlib.nullcontext()
 
-    def separate(self, window: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(np.ascontiguousarray(window, dtype=np.float32))[None].to(self.device)
+    def separate_batch(self, windows: np.ndarray) -> np.ndarray:
+        """One forward per model for all B windows (HTDemucs normalises each item on its own, so a
+        window's stems do not depend on its batch neighbours)."""
+        x = torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32)).to(self.device)
         with torch.inference_mode(), self._autocast():
             out = None
             for model, weight in zip(self.models, self._weights):
-                y = model(x)[0].float() * weight[:, None, None]
+                y = model(x).float() * weight[:, None, None]
                 out = y if out is None else out + y
         return out.cpu().numpy()
 
@@ -237,26 +239,28 @@ def _tensorrt(model, name: str, device: str, fp16: bool) -> Separator:
     return tensorrt_demucs(model, name, device, fp16)
 
 
-def _cuda_graph(model, name: str, device: str, fp16: bool) -> Separator:
-    from stemd.engines.cuda_graph import graph_demucs
+def _fast_path(kind: str) -> Callable[..., Separator]:
+    def wrap(model, name: str, device: str, fp16: bool) -> Separator:
+        from stemd.engines.backend_choice import demucs_fast_path
 
-    return graph_demucs(model, name, device, fp16)
+        return demucs_fast_path(kind, model, name, device, fp16)
+
+    return wrap
 
 
 def _auto(model, name: str, device: str, fp16: bool) -> Separator:
-    """TensorRT when it and a GPU are here, else PyTorch: the fastest path that can run."""
-    from stemd.engines.tensorrt_backend import tensorrt_missing
+    """On CUDA the fastest backend that passes its check against eager fp32, measured at start."""
+    from stemd.engines.backend_choice import auto_demucs
 
-    if device.startswith("cuda") and tensorrt_missing() is None:
-        return _tensorrt(model, name, device, fp16)
-    return DemucsSeparator(model, name, device, fp16)
+    return auto_demucs(model, name, device, fp16)
 
 
 BACKENDS: dict[str, Callable[..., Separator]] = {
     "torch": lambda model, name, device, fp16: DemucsSeparator(model, name, device, fp16),
     "onnx": _onnx,
     "tensorrt": _tensorrt,
-    "cuda-graph": _cuda_graph,
+    "cuda-graph": _fast_path("cuda-graph"),
+    "compile": _fast_path("compile"),
     "auto": _auto,
 }
 

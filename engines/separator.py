@@ -23,6 +23,7 @@ class Separator(ABC):
 
     `separate` takes float32 [2, N] and returns float32 [S, 2, N] in the order of `sources`. The sum
     of the stems need not equal the input (models are not exactly mixture-consistent).
+    `separate_batch` takes [B, 2, N] (one window per stream, e.g. per deck) and returns [B, S, 2, N].
     """
 
     name: str
@@ -33,5 +34,20 @@ class Separator(ABC):
     @abstractmethod
     def separate(self, window: np.ndarray) -> np.ndarray: ...
 
+    def separate_batch(self, windows: np.ndarray) -> np.ndarray:
+        """Several streams' windows at once. Backends whose model takes a batch override this with
+        one forward pass, so several inputs cost about one; this default separates them in turn."""
+        return np.stack([self.separate(window) for window in windows])
+
     def describe(self) -> str:
         return f"{self.name} ({', '.join(self.sources)}) @ {self.sample_rate} Hz"
+
+
+class BatchSeparator(Separator):
+    """A backend whose model takes a batch natively: one window is a batch of one."""
+
+    def separate(self, window: np.ndarray) -> np.ndarray:
+        return self.separate_batch(window[None])[0]
+
+    @abstractmethod
+    def separate_batch(self, windows: np.ndarray) -> np.ndarray: ...

@@ -114,9 +114,10 @@ SCHEMA: dict[str, Section] = {
             "model_path": Key("", "Local weight file or model repo folder; empty = demucs's own cache."),
             "backend": Key(
                 "auto",
-                "Inference backend for Demucs models: auto (TensorRT when it and a GPU are here, else torch),\n"
-                "torch, onnx (ONNX Runtime), tensorrt (fp16 engine, cached per GPU), cuda-graph (fp16 + CUDA graph).",
-                choices=("auto", "torch", "onnx", "tensorrt", "cuda-graph"),
+                "Inference backend for Demucs models: auto (on CUDA the fastest that passes its check against\n"
+                "fp32, measured at start; torch on the CPU), torch, onnx (ONNX Runtime), tensorrt (fp16 engine,\n"
+                "cached per GPU), cuda-graph (fp16 + CUDA graph), compile (torch.compile, cached).",
+                choices=("auto", "torch", "onnx", "tensorrt", "cuda-graph", "compile"),
             ),
             "device": Key("auto", "auto | cpu | cuda | cuda:N.", check=lambda v: None if re.fullmatch(
                 r"auto|cpu|cuda(:\d+)?", v) else "must be auto, cpu, cuda or cuda:N"),
