@@ -194,9 +194,11 @@ SCHEMA: dict[str, Section] = {
         tables={"map": check_entry},
     ),
     "voice": Section(
-        "Voice control (Vosk).",
+        "Voice control (Vosk or PocketSphinx).",
         {
-            "enabled": Key(True, "Listen on the mic port when a Vosk model is present."),
+            "enabled": Key(True, "Listen on the mic port."),
+            "engine": Key("auto", "Recogniser: auto = Vosk when a Vosk model is installed, else PocketSphinx\n"
+                                  "(English, installs with stemd).", choices=("auto", "vosk", "pocketsphinx")),
             "model_path": Key("", "Vosk model folder; empty = the one `stemd models fetch vosk` installs."),
             "activation": Key("push_to_talk", "When speech becomes commands.",
                               choices=("push_to_talk", "wake_word", "always")),
