@@ -131,3 +131,9 @@ def test_always_on_ends_utterances_at_the_pause():
         rig.say(*spoken("instrumental", tail_s=1.2), press=False, speed=None)
         trial = rig.say(*spoken("instrumental", tail_s=1.2), press=False, speed=None)
     assert trial.commands and trial.commands == rig.expected("instrumental"), trial
+
+
+def test_an_empty_block_is_no_audio(grammar):
+    """The resampler's tail at a release is often empty; PocketSphinx raises on an empty buffer."""
+    recognizer = sphinx.SphinxRecognizer(grammar, 0.0)
+    assert recognizer.accept(np.zeros(0, np.float32)) is None and recognizer.finish() is None

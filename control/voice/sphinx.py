@@ -62,6 +62,8 @@ class SphinxRecognizer:
 
     def accept(self, samples: np.ndarray) -> Utterance | None:
         """Feed float samples at 16 kHz; with endpointing, returns an utterance when its speech ends."""
+        if not samples.size:  # the resampler's tail can be empty; the decoder refuses an empty buffer
+            return None
         pcm = (np.clip(samples, -1.0, 1.0) * 32767.0).astype(np.int16).tobytes()
         if self._endpointer is None:
             self._feed(pcm)
