@@ -292,6 +292,14 @@ def print_table(report: dict) -> None:
               f"({cpu['cpu_s']} s over {cpu['wall_s']} s)")
 
 
+def merge(reports: list[dict]) -> dict:
+    """One report from runs of the same engine split by voice: every trial and junk clip, the summary
+    recounted, latency and CPU from the runs that measured them (in order)."""
+    timed = [r for r in reports if r["ptt_realtime_latency_ms"]["n"]] or reports
+    rows = [t for r in reports for t in r["trials"]]
+    return {**timed[0], "trials": rows, "junk": [j for r in reports for j in r["junk"]], "summary": _summary(rows)}
+
+
 def _pair(stats: dict) -> str:
     return f"{stats['median']} ({stats['p95']})" if stats["n"] else "-"
 
@@ -311,7 +319,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--min-confidence", type=float, help=f"[voice] min_confidence to test "
                     f"(vosk 0.6, pocketsphinx {SPHINX_CONFIDENCE:g})")
     ap.add_argument("--latency-trials", type=int, default=20, help="phrases played in real time for latency and CPU")
+    ap.add_argument("--merge", type=Path, nargs="+", metavar="JSON",
+                    help="print one table from reports written with --json (a run split by voice)")
     args = ap.parse_args(argv)
+    if args.merge:
+        report = merge([json.loads(path.read_text()) for path in args.merge])
+        print_table(report)
+        if args.json:
+            args.json.write_text(json.dumps(report, ensure_ascii=False, indent=1))
+        return 0
     english = args.engine == "pocketsphinx"
     report = run(args.engine, [None, *(args.snr if args.snr is not None else [20.0, 10.0, 0.0] if english
                                        else [20.0, 10.0, 5.0, 0.0])],

@@ -153,7 +153,7 @@ class VoiceListener:
             log.warning("voice control off: %s", exc)
             return
         self._state = "listening"
-        log.info("voice control listening (%s, %d grammar entries)", self.activation.mode,
+        log.info("voice control listening (%s, %s, %d grammar words)", self._engine, self.activation.mode,
                  len(self._grammar.entries))
         while not self._stop.is_set():
             self._button(recognizer)
