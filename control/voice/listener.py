@@ -198,8 +198,7 @@ class VoiceListener:
                 "PocketSphinx here speaks English (the intent parser's own words)")
         self._grammar = sphinx.grammar(" ".join(self.activation.wake))
         self._model_folder = sphinx.MODEL
-        return SphinxRecognizer(self._grammar, self.config.min_confidence,
-                                endpointing=self.activation.mode != "push_to_talk")
+        return SphinxRecognizer(self._grammar, endpointing=self.activation.mode != "push_to_talk")
 
     def _button(self, recognizer: CommandRecognizer) -> None:
         while True:

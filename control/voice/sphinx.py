@@ -4,7 +4,9 @@ Same interface as the Vosk `CommandRecognizer` (16 kHz float blocks in, final `U
 the listener, activation and parser path do not care which engine heard the words. The decoder is
 restricted to the command grammar (`jsgf.py`); an utterance is refused when its best path goes
 through the grammar's garbage phones (the sound was no command), when it is not a whole sentence
-(the audio ended mid-command), or when any word's confidence is below `min_confidence`.
+(the audio ended mid-command). `[voice] min_confidence` is Vosk's: without the lattice pass (too
+costly here) PocketSphinx has no word posteriors worth a threshold, and the garbage model does the
+refusing.
 
 Push-to-talk needs no endpointing: the button bounds the utterance. With `endpointing` (wake word,
 always-on) PocketSphinx's own voice-activity endpointer cuts the stream into utterances, and one that
@@ -19,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from stemd.control.voice import jsgf
-from stemd.control.voice.recognizer import RATE, Utterance, Word, doubt
+from stemd.control.voice.recognizer import RATE, Utterance, Word
 
 MODEL = "pocketsphinx en-us (in the pocketsphinx wheel)"
 MAX_UTTERANCE_S = 6.0
@@ -45,11 +47,10 @@ def _decoder() -> Any:
 
 
 class SphinxRecognizer:
-    def __init__(self, command_grammar: jsgf.Grammar, min_confidence: float, endpointing: bool = False) -> None:
+    def __init__(self, command_grammar: jsgf.Grammar, endpointing: bool = False) -> None:
         from pocketsphinx import Endpointer
 
         self.grammar = command_grammar
-        self.min_confidence = min_confidence
         self._decoder = _decoder()
         for word, phones in command_grammar.added.items():
             self._decoder.add_word(word, phones, False)
@@ -90,7 +91,7 @@ class SphinxRecognizer:
         if hyp is None or not hyp.hypstr.strip():
             return None
         words = tuple(Word(_base(s.word), float(s.prob)) for s in self._decoder.seg() if _is_word(_base(s.word)))
-        return judge(words, self.grammar, self.min_confidence)
+        return judge(words, self.grammar)
 
     def _feed(self, pcm: bytes) -> None:
         if not self._in_utt:
@@ -100,8 +101,8 @@ class SphinxRecognizer:
         self._frames += len(pcm) // 2
 
 
-def judge(words: tuple[Word, ...], command_grammar: jsgf.Grammar, min_confidence: float) -> Utterance | None:
-    """The Utterance of one decoded path: refused unless it is a whole sentence heard with confidence."""
+def judge(words: tuple[Word, ...], command_grammar: jsgf.Grammar) -> Utterance | None:
+    """The Utterance of one decoded path: refused unless it is a whole sentence of the grammar."""
     if not words:
         return None
     if any(w.word in jsgf.GARBAGE for w in words):
@@ -110,7 +111,7 @@ def judge(words: tuple[Word, ...], command_grammar: jsgf.Grammar, min_confidence
     text = " ".join(w.word for w in words)
     if not command_grammar.complete(text):
         return Utterance(words, "only part of a command was heard (not a whole sentence of the grammar)")
-    return Utterance(words, doubt(words, min_confidence))
+    return Utterance(words)
 
 
 def _is_word(token: str) -> bool:
