@@ -88,7 +88,7 @@ class Rig:
 
     @classmethod
     def english(cls, activation: str = "push_to_talk") -> "Rig":
-        return cls(activation=activation, wake_word="stem", model_path="",
+        return cls(activation=activation, wake_word="okay stem", model_path="",
                    engine="pocketsphinx", phrase_table="")
 
     def __post_init__(self) -> None:

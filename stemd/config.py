@@ -202,7 +202,7 @@ SCHEMA: dict[str, Section] = {
             "model_path": Key("", "Vosk model folder; empty = the one `stemd models fetch vosk` installs."),
             "activation": Key("push_to_talk", "When speech becomes commands.",
                               choices=("push_to_talk", "wake_word", "always")),
-            "wake_word": Key("stem", "Wake word for activation = wake_word."),
+            "wake_word": Key("okay stem", "Wake word(s) for activation = wake_word (\"okay stem, drop the vocals\")."),
             "min_confidence": Key(0.6, "Vosk: an utterance with any word heard below this confidence is rejected.",
                                   min=0.0, max=1.0),
             "phrase_table": Key("", "Spoken phrases of another language mapped to English sentences (TOML file);\n"

@@ -137,3 +137,14 @@ def test_an_empty_block_is_no_audio(grammar):
     """The resampler's tail at a release is often empty; PocketSphinx raises on an empty buffer."""
     recognizer = sphinx.SphinxRecognizer(grammar)
     assert recognizer.accept(np.zeros(0, np.float32)) is None and recognizer.finish() is None
+
+
+def test_wake_word_must_open_the_command():
+    with Rig.english("wake_word") as rig:
+        rig.say(*spoken("okay stem instrumental", tail_s=1.2), press=False, speed=None)  # the first utterance
+        rig.reset_mixer()
+        addressed = rig.say(*spoken("okay stem instrumental", tail_s=1.2), press=False, speed=None)
+        rig.reset_mixer()
+        overheard = rig.say(*spoken("instrumental", tail_s=1.2), press=False, speed=None, wait_s=1.0)
+    assert addressed.commands and addressed.commands == rig.expected("instrumental"), addressed
+    assert overheard.commands == (), overheard
