@@ -2,8 +2,8 @@
 
 A word loop (what Vosk gets) is too loose for PocketSphinx's small acoustic model: over music, any
 sound becomes a string of command words. So this grammar is shaped like commands: a verb family from
-the lexicon, then its targets (stems, instruments, drum parts, the whole mix), then an amount, a length
-or a timing, up to three clauses in one breath. Every phrase comes from `lexicon.LEXICON` by its
+the lexicon, then its target (a stem, instrument, drum part or the whole mix), then an amount, a
+length or a timing, up to three clauses joined by "and"/"then", or garbage phones (refused). Every phrase comes from `lexicon.LEXICON` by its
 token kind and value, so a synonym added there is speakable without touching this file; only the
 sentence shapes and the timing words of issue 18 (which the parser on this branch may not know yet)
 are written here. The same tree renders as JSGF for the decoder and as a regular expression that
@@ -33,8 +33,8 @@ CANCEL = ("cancel", "never mind", "cancel that")
 # A search's cost and its confusions grow with the phrases it holds: each family (one token kind and
 # value) keeps its first PER_FAMILY speakable phrases (the lexicon lists the usual words first),
 # without inflections or extensions of a kept one ("mutes", "soloed", "cut out": commands are short
-# imperatives) and without the
-# spellings the lexicon holds only because other recognisers mishear commands that way.
+# imperatives) and without the spellings the lexicon holds only because other recognisers mishear
+# commands that way.
 PER_FAMILY = 5
 # One-word synonyms this short ("raw", "it") fit any burst of music or speech; a family keeps them
 # only as its first, canonical phrase ("up").
@@ -106,7 +106,7 @@ class Grammar:
     added: dict[str, str] = field(default_factory=dict)
     _pattern: re.Pattern[str] | None = None
 
-    has_unk = False  # no [unk]: out-of-grammar audio is refused by the sentence check and confidence
+    has_unk = False  # no [unk]: out-of-grammar audio goes to the garbage phones instead
 
     @property
     def entries(self) -> tuple[str, ...]:
@@ -149,7 +149,7 @@ def build(pronounce: Callable[[str], str | None], wake_word: str = "",
 
     missing: list[str] = []
 
-    def speakable(candidates: Iterable[str], cap: int = PER_FAMILY) -> tuple[str, ...]:
+    def speakable(candidates: Iterable[str]) -> tuple[str, ...]:
         kept: list[str] = []
         for phrase in dict.fromkeys(" ".join(c.lower().split()) for c in candidates):
             words = phrase.split()
@@ -160,7 +160,7 @@ def build(pronounce: Callable[[str], str | None], wake_word: str = "",
                 missing.append(phrase)
             elif not (kept and len(words) == 1 and phones(words[0]) <= MIN_PHONES):
                 kept.append(phrase)
-        return tuple(kept[:cap])
+        return tuple(kept[:PER_FAMILY])
 
     def words_of(kind: str, value: object = ...) -> Alt:
         """The kind's phrases, PER_FAMILY of each value (each stem, each amount)."""
