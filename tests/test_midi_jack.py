@@ -231,7 +231,8 @@ def test_midi_in_to_mixer_applied_latency(jackd, request):
 
 def voice_config(**changes) -> SimpleNamespace:
     return SimpleNamespace(**{"enabled": True, "model_path": str(korean_model()), "activation": "push_to_talk",
-                              "wake_word": "", "min_confidence": 0.6, "phrase_table": "ko", **changes})
+                              "wake_word": "", "min_confidence": 0.6, "phrase_table": "ko", "engine": "auto",
+                              **changes})
 
 
 def test_a_held_pad_is_push_to_talk_for_voice_control(jackd):

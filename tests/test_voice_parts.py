@@ -135,7 +135,9 @@ def test_stemd_models_lists_and_fetches_the_voice_model(tmp_path, monkeypatch, c
 
     monkeypatch.setattr(vosk, "MODEL_DIRS", [str(tmp_path)])
     assert main(["models"]) == 0
-    assert "vosk           missing model" in capsys.readouterr().out
+    listing = capsys.readouterr().out
+    assert "vosk           missing model" in listing
+    assert "voice engine now: pocketsphinx - auto: no Vosk model installed" in listing
     installed = tmp_path / models.DEFAULT_MODEL
     for marker in ("am/final.mdl", "conf/model.conf"):
         (installed / marker).parent.mkdir(parents=True, exist_ok=True)
@@ -143,7 +145,9 @@ def test_stemd_models_lists_and_fetches_the_voice_model(tmp_path, monkeypatch, c
     assert main(["models", "fetch", "vosk"]) == 0  # present: nothing to download
     assert capsys.readouterr().out.strip() == f"ok   {installed}"
     assert main(["models"]) == 0
-    assert f"vosk           ready (voice control)\n    ok   {installed}" in capsys.readouterr().out
+    listing = capsys.readouterr().out
+    assert f"vosk           ready (voice control)\n    ok   {installed}" in listing
+    assert "voice engine now: vosk - auto: Vosk model" in listing
 
 
 def _listener(ring, **voice):

@@ -74,7 +74,7 @@ def test_rejections_are_reported_with_what_was_heard(ptt):
     assert trial.heard and trial.error, trial
     last = ptt.voice.status()["last"]
     assert last["heard"] == trial.heard.split(" / ")[-1] and last["error"]
-    assert describe(ptt.voice.status()).startswith("listening (push-to-talk, ko phrases);")
+    assert describe(ptt.voice.status()).startswith("listening (vosk, push-to-talk, ko phrases);")
 
 
 def test_a_failing_feedback_listener_does_not_stop_voice(ptt):

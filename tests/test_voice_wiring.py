@@ -47,7 +47,8 @@ def test_status_shows_voice_listening_and_the_parser_layers(jackd, tmp_path, cap
         shown = stemd_status(port, capsys)
     voice = state["daemon"]["voice"]
     assert voice["state"] == "listening" and voice["phrase_table"] == "ko" and voice["applied"] == 0
-    assert "voice      listening (push-to-talk, ko phrases); 0 applied, 0 rejected\n" in shown, shown
+    assert ("voice      listening (vosk, push-to-talk, ko phrases); 0 applied, 0 rejected; "
+            "auto: [voice] model_path is a Vosk model\n") in shown, shown
     assert "intent     semantic " in shown, shown
 
 

@@ -21,10 +21,12 @@ from typing import Any, Callable, Iterable
 from stemd.control.commands import CommandError
 from stemd.control.voice import models
 from stemd.control.voice.activation import Activation
+from stemd.control.voice import sphinx
 from stemd.control.voice.grammar import Grammar, build_grammar
 from stemd.control.voice.mic import MicReader
 from stemd.control.voice.phrases import PhraseTable
 from stemd.control.voice.recognizer import CommandRecognizer, Utterance
+from stemd.control.voice.sphinx import SphinxRecognizer
 from stemd.daemon.session import Applied, Session
 from stemd.daemon.ring import SpscRing
 
@@ -68,7 +70,9 @@ class VoiceListener:
         self._thread: threading.Thread | None = None
         self._state, self._reason = "stopped", None
         self._model_folder: str | None = None
-        self._grammar: Grammar | None = None
+        self._engine: str | None = None
+        self._engine_reason: str | None = None
+        self._grammar: Grammar | sphinx.jsgf.Grammar | None = None
         self._mic: MicReader | None = None
         self._counts = {"applied": 0, "rejected": 0, "presses": 0}
         self._last: VoiceResult | None = None
@@ -90,6 +94,11 @@ class VoiceListener:
             self._thread = None
         if self._state != "off":
             self._state = "stopped"
+
+    @property
+    def thread_id(self) -> int | None:
+        """The listener thread's kernel id (for measuring what recognition costs), None when stopped."""
+        return self._thread.native_id if self._thread is not None else None
 
     def wait_ready(self, timeout: float) -> bool:
         """Block until the model is loaded (or voice turned out to be off); True when listening."""
@@ -116,6 +125,8 @@ class VoiceListener:
         return {
             "state": self._state,  # loading | listening | off | stopped
             "reason": self._reason,
+            "engine": self._engine,  # vosk | pocketsphinx | None (not chosen: voice is off before that)
+            "engine_reason": self._engine_reason,
             "model": self._model_folder,
             "activation": self.config.activation,
             "held": self.activation.held,
@@ -142,7 +153,7 @@ class VoiceListener:
             log.warning("voice control off: %s", exc)
             return
         self._state = "listening"
-        log.info("voice control listening (%s, %d grammar entries)", self.activation.mode,
+        log.info("voice control listening (%s, %s, %d grammar words)", self._engine, self.activation.mode,
                  len(self._grammar.entries))
         while not self._stop.is_set():
             self._button(recognizer)
@@ -153,7 +164,7 @@ class VoiceListener:
                     self._handle(recognizer.accept(block))
             self._stop.wait(POLL_S)
 
-    def _load(self) -> CommandRecognizer:
+    def _load(self) -> CommandRecognizer | SphinxRecognizer:
         if not self.config.enabled:
             raise models.VoiceUnavailable("[voice] enabled = false")
         if self.mic_ring is None:
@@ -161,6 +172,12 @@ class VoiceListener:
         self.activation = Activation(self.config.activation, self.config.wake_word)
         if self.config.phrase_table:
             self.phrases = PhraseTable.load(self.config.phrase_table)
+        self._engine, self._engine_reason = models.choose_engine(self.config.engine, self.config.model_path)
+        recognizer = self._load_sphinx() if self._engine == "pocketsphinx" else self._load_vosk()
+        self._mic = MicReader(self.mic_ring, self.mic_rate)  # reads from now on
+        return recognizer
+
+    def _load_vosk(self) -> CommandRecognizer:
         folder = models.resolve(self.config.model_path)
         model = models.load(folder)
         entries = list(self.phrases.phrases) if self.phrases else list(self._vocabulary())
@@ -172,8 +189,16 @@ class VoiceListener:
         if self._grammar.missing:
             log.warning("voice grammar: the model cannot spell %s", ", ".join(self._grammar.missing))
         self._model_folder = str(folder)
-        self._mic = MicReader(self.mic_ring, self.mic_rate)
         return CommandRecognizer(model, self._grammar, self.config.min_confidence)
+
+    def _load_sphinx(self) -> SphinxRecognizer:
+        if self.phrases:
+            raise models.VoiceUnavailable(
+                f"[voice] phrase_table {self.config.phrase_table!r} needs a Vosk model of its language; "
+                "PocketSphinx here speaks English (the intent parser's own words)")
+        self._grammar = sphinx.grammar(" ".join(self.activation.wake))
+        self._model_folder = sphinx.MODEL
+        return SphinxRecognizer(self._grammar, endpointing=self.activation.mode != "push_to_talk")
 
     def _button(self, recognizer: CommandRecognizer) -> None:
         while True:
@@ -240,10 +265,11 @@ def describe(status: dict[str, Any] | None) -> str:
         return "off: this daemon was started without voice control"
     if status["state"] == "off":
         return f"off: {status['reason']}"
-    line = f"{status['state']} ({status['activation'].replace('_', '-')}"
+    line = f"{status['state']} ({status['engine']}, {status['activation'].replace('_', '-')}"
     line += f", {status['phrase_table']} phrases" if status["phrase_table"] else ""
     line += f"); {status['applied']} applied, {status['rejected']} rejected"
     last = status["last"]
+    line += f"; {status['engine_reason']}" if status.get("engine_reason") else ""
     if last:
         line += f"; last heard {last['heard']!r} -> {last['error'] or last['text']}"
     return line

@@ -83,3 +83,23 @@ def load(folder: Path) -> Any:
         return vosk.Model(str(folder))
     except Exception as exc:  # vosk raises a bare Exception("Failed to create a model")
         raise VoiceUnavailable(f"Vosk could not load the model in {folder}: {exc}") from None
+
+
+ENGINES = ("auto", "vosk", "pocketsphinx")
+
+
+def choose_engine(engine: str, model_path: str) -> tuple[str, str]:
+    """(recogniser, why): `auto` takes Vosk when a model is installed (or configured), else PocketSphinx,
+    whose English model ships in its wheel, so voice works out of the box. A configured model_path
+    that is broken is an error, not a silent switch to another engine."""
+    if engine not in ENGINES:
+        raise VoiceUnavailable(f"[voice] engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    if engine != "auto":
+        return engine, f"[voice] engine = {engine}"
+    if model_path:
+        resolve(model_path)
+        return "vosk", "auto: [voice] model_path is a Vosk model"
+    try:
+        return "vosk", f"auto: Vosk model {resolve('')} is installed"
+    except VoiceUnavailable:
+        return "pocketsphinx", "auto: no Vosk model installed, so PocketSphinx en-us (ships with stemd)"

@@ -73,8 +73,13 @@ def utterance(result_json: str, min_confidence: float) -> Utterance | None:
         return None
     if any(w.word == UNK for w in words):
         return Utterance(tuple(words), "words outside the command vocabulary in the middle of the command")
+    return Utterance(tuple(words), doubt(words, min_confidence))
+
+
+def doubt(words: list[Word] | tuple[Word, ...], min_confidence: float) -> str | None:
+    """Why an utterance is refused for its confidence, or None when every word is sure enough."""
     doubtful = [w for w in words if w.conf < min_confidence]
-    if doubtful:
-        heard = ", ".join(f"{w.word} {w.conf:.2f}" for w in doubtful)
-        return Utterance(tuple(words), f"not sure what was said (confidence {heard} < {min_confidence:g})")
-    return Utterance(tuple(words))
+    if not doubtful:
+        return None
+    heard = ", ".join(f"{w.word} {w.conf:.2f}" for w in doubtful)
+    return f"not sure what was said (confidence {heard} < {min_confidence:g})"

@@ -68,6 +68,10 @@ def _list() -> int:
     except VoiceUnavailable:
         print(f"{'vosk':14} missing model (voice control; or set [voice] model_path)")
         print(f"    need {search_dirs()[-1] / DEFAULT_MODEL}")
+    from stemd.control.voice.models import choose_engine
+
+    print(f"{'pocketsphinx':14} ready (voice control, English; its model ships in the pocketsphinx wheel)")
+    print(f"    voice engine now: {' - '.join(choose_engine('auto', ''))}")
     return 0
 
 
