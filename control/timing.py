@@ -11,6 +11,7 @@ counted from the grid's downbeat 0. The canonical form is the unit alone for one
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import NamedTuple
 
 UNITS = ("beat", "bar", "phrase")
@@ -31,15 +32,30 @@ class Timing(NamedTuple):
         return self.unit if self.count == 1 else f"{self.count} {self.unit}s"
 
     def beats(self, beats_per_bar: int, phrase_bars: int) -> int:
-        """Length of one unit in beats."""
-        return {"beat": 1, "bar": beats_per_bar, "phrase": beats_per_bar * phrase_bars}[self.unit]
+        """Length of one unit in beats (called on the RT thread: no container is built)."""
+        if self.unit == "beat":
+            return 1
+        return beats_per_bar if self.unit == "bar" else beats_per_bar * phrase_bars
+
+
+def _form_error(text: object) -> TimingError:
+    return TimingError(f"'at' must be beat, bar, phrase or '<n> beats|bars|phrases', got {text!r}")
 
 
 def parse_timing(text: str) -> Timing:
     """"bar", "2 bars", "4 beats", "phrase" -> Timing; anything else raises TimingError."""
-    match = _FORM.match(text) if isinstance(text, str) else None
+    if not isinstance(text, str):
+        raise _form_error(text)
+    return _parse(text)
+
+
+@lru_cache(maxsize=256)
+def _parse(text: str) -> Timing:
+    """Cached: the mixer reads a timed Command's Timing on the RT thread, where it must be a lookup,
+    not a regex parse."""
+    match = _FORM.match(text)
     if match is None:
-        raise TimingError(f"'at' must be beat, bar, phrase or '<n> beats|bars|phrases', got {text!r}")
+        raise _form_error(text)
     count = int(match.group(1) or 1)
     if not 1 <= count <= MAX_COUNT:
         raise TimingError(f"'at' counts 1..{MAX_COUNT} {match.group(2)}s, got {count}")
@@ -47,7 +63,11 @@ def parse_timing(text: str) -> Timing:
 
 
 def canonical_timing(text: str) -> str:
-    return str(parse_timing(text))
+    """The one spelling of a timing; parsed here, on the control thread, so the RT side's
+    `parse_timing(canonical)` finds it in the cache."""
+    canonical = str(parse_timing(text))
+    parse_timing(canonical)
+    return canonical
 
 
 def check_quantize(value: str) -> str | None:
