@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from stemd.control.osc.client import status
-from stemd.daemon.private_jackd import PrivateJackd
+from stemd.daemon.private_jackd import PrivateJackd, stop_process
 
 PLAYER_PORT = "metro:120_bpm"
 
@@ -125,11 +125,5 @@ class LiveRig:
 
     def stop(self) -> None:
         for process in (self.recorder, self.stemd, self.player):
-            if process is not None and process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+            stop_process(process, 10)
         self.jackd.stop()
