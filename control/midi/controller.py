@@ -177,6 +177,8 @@ class MidiController:
                 for message in source.parser.feed(data):
                     self._handle(message, stamp, source)
                     handled += 1
+                    # Counted once handled, so whoever waits on the count sees its commands submitted.
+                    self.stats["messages"] += 1
                 event = source.ring.get()
         hook = self._jack
         now = time.monotonic()
@@ -201,7 +203,6 @@ class MidiController:
     # ---- input ----------------------------------------------------------------------------------
 
     def _handle(self, message: mm.Message, stamp: float, source: _Input) -> None:
-        self.stats["messages"] += 1
         kind = message.kind
         if kind == mm.CLOCK or kind in _TRANSPORT:
             if source.clock is not None:
