@@ -167,12 +167,17 @@ class Spleeter(nn.Module):
         return spec.transpose(1, 2)
 
     def istft(self, spec: torch.Tensor, length: int) -> torch.Tensor:
-        """Complex [2, frames, 2049] -> [2, length]: windowed overlap-add scaled by 2/3, cropped back
-        past the prepended frame (tf.signal.inverse_stft as spleeter calls it)."""
-        frames = torch.fft.irfft(spec, n=FRAME_LENGTH) * self.window  # [2, frames, 4096]
-        total = (spec.shape[1] - 1) * FRAME_STEP + FRAME_LENGTH
-        out = F.fold(frames.transpose(1, 2), (1, total), (1, FRAME_LENGTH), stride=(1, FRAME_STEP))
-        return out[:, 0, 0, FRAME_LENGTH : FRAME_LENGTH + length] * WINDOW_COMPENSATION
+        """Complex [..., frames, 2049] -> [..., length]: windowed overlap-add scaled by 2/3, cropped back
+        past the prepended frame (tf.signal.inverse_stft as spleeter calls it). A frame is exactly
+        four hops long, so the overlap-add is four shifted block sums, for every instrument at once:
+        `F.fold` took ~15x longer (34 ms of a 4-stem, 64-frame pass on one core, against 2.3 ms)."""
+        frames = torch.fft.irfft(spec, n=FRAME_LENGTH).mul_(self.window)  # [..., n, 4096]
+        n, overlap = spec.shape[-2], FRAME_LENGTH // FRAME_STEP
+        blocks = frames.unflatten(-1, (overlap, FRAME_STEP))  # [..., n, 4, 1024]
+        out = frames.new_zeros(*frames.shape[:-2], n + overlap - 1, FRAME_STEP)
+        for k in range(overlap):  # block k of frame t lands on hop t + k
+            out[..., k:k + n, :] += blocks[..., k, :]
+        return out.flatten(-2)[..., FRAME_LENGTH:FRAME_LENGTH + length] * WINDOW_COMPENSATION
 
     def network_input(self, spec: torch.Tensor, pad_to: int) -> torch.Tensor:
         """Complex [2, frames, 2049] -> magnitude segments [B, 2, T, 1024].
@@ -189,21 +194,29 @@ class Spleeter(nn.Module):
         return magnitude.reshape(N_CHANNELS, segments, length, MODEL_BINS).transpose(0, 1)
 
     def masks(self, magnitude: torch.Tensor, frames: int) -> torch.Tensor:
-        """Segments [B, 2, T, 1024] -> ratio masks [instruments, 2, frames, 2049]; bins above the
-        network's range get mask 0 (spleeter's `mask_extension: zeros` for these models)."""
+        """Segments [B, 2, T, 1024] -> ratio masks [instruments, 2, frames, 1024] of the bins the
+        network sees (`masked` gives the others mask 0). In place: these are fresh tensors."""
         instruments = len(self.config.instruments)
-        estimates = self.unet_masks(magnitude) * magnitude
-        powered = estimates**SEPARATION_EXPONENT
-        masks = (powered + EPSILON / instruments) / (powered.sum(0) + EPSILON)
-        masks = masks.transpose(1, 2).reshape(instruments, N_CHANNELS, -1, MODEL_BINS)
-        return F.pad(masks[:, :, :frames], (0, FRAME_LENGTH // 2 + 1 - MODEL_BINS))
+        powered = self.unet_masks(magnitude).mul_(magnitude).pow_(SEPARATION_EXPONENT)
+        total = powered.sum(0).add_(EPSILON)
+        masks = powered.add_(EPSILON / instruments).div_(total)
+        return masks.transpose(1, 2).reshape(instruments, N_CHANNELS, -1, MODEL_BINS)[:, :, :frames]
+
+    @staticmethod
+    def masked(spec: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        """Complex [2, frames, 2049] under masks [instruments, 2, frames, 1024] -> complex
+        [instruments, 2, frames, 2049], bins above the network's range 0 (spleeter's `mask_extension:
+        zeros` for these models). Multiplied into zeros: padding the masks first took 3x as long."""
+        out = spec.new_zeros(masks.shape[:-1] + spec.shape[-1:])
+        torch.mul(spec[..., :MODEL_BINS], masks, out=out[..., :MODEL_BINS])
+        return out
 
     def forward(self, waveform: torch.Tensor, pad_to: int = SEGMENT_FRAMES) -> torch.Tensor:
         if pad_to % STRIDE_PRODUCT:
             raise ValueError(f"pad_to must be a multiple of {STRIDE_PRODUCT} frames, got {pad_to}")
         spec = self.stft(waveform)
         masks = self.masks(self.network_input(spec, pad_to), spec.shape[1])
-        return torch.stack([self.istft(spec * m, waveform.shape[-1]) for m in masks])
+        return self.istft(self.masked(spec, masks), waveform.shape[-1])
 
 
 class OnnxUNets:
