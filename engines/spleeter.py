@@ -167,18 +167,20 @@ class Spleeter(nn.Module):
                           return_complex=True)
         return spec.transpose(1, 2)
 
-    def istft(self, spec: torch.Tensor, length: int) -> torch.Tensor:
-        """Complex [..., frames, 2049] -> [..., length]: windowed overlap-add scaled by 2/3, cropped back
-        past the prepended frame (tf.signal.inverse_stft as spleeter calls it). A frame is exactly
-        four hops long, so the overlap-add is four shifted block sums, for every instrument at once:
-        `F.fold` took ~15x longer (34 ms of a 4-stem, 64-frame pass on one core, against 2.3 ms)."""
+    def istft(self, spec: torch.Tensor, length: int, start: int = 0, first_frame: int = 0) -> torch.Tensor:
+        """Complex [..., frames, 2049], the STFT frames from `first_frame` on -> [..., length], the
+        window's samples from `start` on: windowed overlap-add scaled by 2/3, past the prepended
+        frame (tf.signal.inverse_stft as spleeter calls it). A frame is exactly four hops long, so the
+        overlap-add is four shifted block sums, for every instrument at once: `F.fold` took ~15x
+        longer (34 ms of a 4-stem, 64-frame pass on one core, against 2.3 ms)."""
         frames = torch.fft.irfft(spec, n=FRAME_LENGTH).mul_(self.window)  # [..., n, 4096]
         n, overlap = spec.shape[-2], FRAME_LENGTH // FRAME_STEP
         blocks = frames.unflatten(-1, (overlap, FRAME_STEP))  # [..., n, 4, 1024]
         out = frames.new_zeros(*frames.shape[:-2], n + overlap - 1, FRAME_STEP)
         for k in range(overlap):  # block k of frame t lands on hop t + k
             out[..., k:k + n, :] += blocks[..., k, :]
-        return out.flatten(-2)[..., FRAME_LENGTH:FRAME_LENGTH + length] * WINDOW_COMPENSATION
+        offset = FRAME_LENGTH + start - first_frame * FRAME_STEP
+        return out.flatten(-2)[..., offset:offset + length] * WINDOW_COMPENSATION
 
     def network_input(self, spec: torch.Tensor, pad_to: int) -> torch.Tensor:
         """Complex [2, frames, 2049] -> magnitude segments [B, 2, T, 1024].
@@ -212,12 +214,22 @@ class Spleeter(nn.Module):
         torch.mul(spec[..., :MODEL_BINS], masks, out=out[..., :MODEL_BINS])
         return out
 
-    def forward(self, waveform: torch.Tensor, pad_to: int = SEGMENT_FRAMES) -> torch.Tensor:
+    def forward(self, waveform: torch.Tensor, pad_to: int = SEGMENT_FRAMES,
+                span: tuple[int, int] | None = None) -> torch.Tensor:
+        """[2, N] -> [instruments, 2, N], or only samples [start, stop) of it for `span`: the U-Nets
+        see the whole waveform either way, the inverse STFT runs on just the frames that overlap
+        the span (a streaming hop keeps ~13 of a window's 64)."""
         if pad_to % STRIDE_PRODUCT:
             raise ValueError(f"pad_to must be a multiple of {STRIDE_PRODUCT} frames, got {pad_to}")
+        start, stop = span or (0, waveform.shape[-1])
+        stop = min(stop, waveform.shape[-1])
         spec = self.stft(waveform)
         masks = self.masks(self.network_input(spec, pad_to), spec.shape[1])
-        return self.istft(self.masked(spec, masks), waveform.shape[-1])
+        # Frame t covers window samples [(t - 4) * 1024, t * 1024): frame 0 is spleeter's prepended one.
+        first = start // FRAME_STEP + 1
+        last = min(spec.shape[1], -(-(stop + FRAME_LENGTH) // FRAME_STEP))
+        frames = slice(first, last)
+        return self.istft(self.masked(spec[:, frames], masks[:, :, frames]), stop - start, start, first)
 
 
 THREAD_PROBE_RUNS = 5  # timed passes per candidate thread count, in turn, after one warm-up each
@@ -318,17 +330,20 @@ class SpleeterSeparator(Separator):
             # threads = 0: one or every core, whichever runs the U-Nets faster here (OnnxUNets).
             self.model.unet_runtime = OnnxUNets(self.model, threads)
 
-    def _run(self, audio: np.ndarray, pad_to: int) -> np.ndarray:
+    def _run(self, audio: np.ndarray, pad_to: int, span: tuple[int, int] | None = None) -> np.ndarray:
         if audio.ndim != 2 or audio.shape[0] != N_CHANNELS:
             raise ValueError(f"{self.name} separates stereo [2, N] audio, got shape {audio.shape}")
         autocast = (torch.autocast(device_type="cuda", dtype=torch.float16) if self.fp16
                     else contextlib.nullcontext())
         with torch.inference_mode(), autocast:
             x = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)).to(self.device)
-            return self.model(x, pad_to).float().cpu().numpy()
+            return self.model(x, pad_to, span).float().cpu().numpy()
 
     def separate(self, window: np.ndarray) -> np.ndarray:
         return self._run(window, self.pad_to)
+
+    def separate_span(self, window: np.ndarray, start: int, stop: int) -> np.ndarray:
+        return self._run(window, self.pad_to, (start, stop))
 
     def separate_offline(self, mix: np.ndarray) -> np.ndarray:
         """Spleeter's own path on a whole track: 512-frame segments, no window overlap."""

@@ -179,3 +179,13 @@ def test_onnx_runtime_keeps_the_thread_count_it_measured_faster(separator: Splee
     pinned = OnnxUNets(separator.model, threads=2)
     assert pinned.threads == 2 and pinned.pass_ms == {}
     assert pinned.session.get_session_options().intra_op_num_threads == 2
+
+
+def test_a_span_is_the_whole_windows_output_cut_to_it(separator: SpleeterSeparator) -> None:
+    """The inverse STFT of only the frames a span overlaps gives the same samples as the whole
+    window's (spans ending at the window's edges and inside one STFT hop included)."""
+    window = (0.1 * np.random.default_rng(3).standard_normal((2, 61440))).astype(np.float32)
+    whole = separator.separate(window)
+    for start, stop in ((0, 61440), (48397, 57030), (1000, 1001), (0, 5), (61000, 61440), (4095, 4097)):
+        np.testing.assert_allclose(separator.separate_span(window, start, stop), whole[:, :, start:stop],
+                                   atol=1e-7, err_msg=f"[{start}, {stop})")
