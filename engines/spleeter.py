@@ -198,9 +198,10 @@ class Spleeter(nn.Module):
 
     def masks(self, magnitude: torch.Tensor, frames: int) -> torch.Tensor:
         """Segments [B, 2, T, 1024] -> ratio masks [instruments, 2, frames, 1024] of the bins the
-        network sees (`masked` gives the others mask 0). In place: these are fresh tensors."""
+        network sees (`masked` gives the others mask 0). In place after the first product, which
+        stays out of place so an fp16 mask (CUDA autocast) is promoted to the magnitude's fp32."""
         instruments = len(self.config.instruments)
-        powered = self.unet_masks(magnitude).mul_(magnitude).pow_(SEPARATION_EXPONENT)
+        powered = (self.unet_masks(magnitude) * magnitude).pow_(SEPARATION_EXPONENT)
         total = powered.sum(0).add_(EPSILON)
         masks = powered.add_(EPSILON / instruments).div_(total)
         return masks.transpose(1, 2).reshape(instruments, N_CHANNELS, -1, MODEL_BINS)[:, :, :frames]
