@@ -243,8 +243,8 @@ class OnnxUNets:
 
     `threads = 0` measures instead of guessing: one session with one intra-op thread and one with
     every core are timed in turn on a probe window (`pass_ms`) and the faster one is kept
-    (`threads`). On an idle 2-core machine two threads make the pass ~1.4x faster; when something
-    else holds a core they make it ~2x slower, and only a measurement tells which machine this is.
+    (`threads`). On this 2-core machine two threads once made the pass 1.44x faster and, with another
+    process holding a core, 2x slower: only a measurement tells which machine this is now.
     A session with more than one thread does not spin while it waits (ORT's `allow_spinning`): the
     waiting thread gives its core back to the audio and control threads."""
 
