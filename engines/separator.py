@@ -34,6 +34,12 @@ class Separator(ABC):
     @abstractmethod
     def separate(self, window: np.ndarray) -> np.ndarray: ...
 
+    def separate_span(self, window: np.ndarray, start: int, stop: int) -> np.ndarray:
+        """The stems of window samples [start, stop) only, [S, 2, stop - start]: what the streaming
+        loop keeps of each hop. A model whose output stage costs per output sample (Spleeter's
+        inverse STFT) overrides this to skip the rest; the default separates the whole window."""
+        return self.separate(window)[:, :, start:stop]
+
     def separate_batch(self, windows: np.ndarray) -> np.ndarray:
         """Several streams' windows at once. Backends whose model takes a batch override this with
         one forward pass, so several inputs cost about one; this default separates them in turn."""

@@ -201,9 +201,8 @@ class StreamingSeparator:
     def _hop(self) -> None:
         g = self.geometry
         started = time.perf_counter()
-        stems = self.separator.separate(self._window)
         end = g.window - g.right
-        piece = stems[:, :, end - g.hop - g.crossfade:end]
+        piece = self.separator.separate_span(self._window, end - g.hop - g.crossfade, end)
         final = piece[:, :, :g.hop].copy()
         final[:, :, :g.crossfade] *= self._fade_in
         final[:, :, :g.crossfade] += self._tail

@@ -3,12 +3,14 @@ conventions are reproduced, the STFT path is spleeter's, and the real pretrained
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from stemd.engines.spleeter import FRAME_LENGTH, MODEL_BINS, Spleeter, SpleeterSeparator, SpleeterUNet
+from stemd.engines.spleeter import FRAME_LENGTH, MODEL_BINS, OnnxUNets, Spleeter, SpleeterSeparator, SpleeterUNet
 from stemd.engines.spleeter_layout import checkpoint_variables, unet_variables
 from stemd.engines.spleeter_models import CONFIGS, default_checkpoint_prefix
 from stemd.engines.tf_checkpoint import Checkpoint
@@ -161,3 +163,29 @@ def test_stemd_models_lists_the_checkpoint_files() -> None:
     status = weight_status("spleeter2")
     assert [path.rsplit("/", 1)[1] for path, _ in status] == ["model.index", "model.data-00000-of-00001"]
     assert all(present for _, present in status)
+
+
+def test_onnx_runtime_keeps_the_thread_count_it_measured_faster(separator: SpleeterSeparator) -> None:
+    """threads = 0: a session with one thread and one with every core are timed and the faster is
+    the one that runs; a pinned count is taken as given, untimed."""
+    cores = os.cpu_count() or 1
+    auto = OnnxUNets(separator.model, threads=0)
+    assert sorted(auto.pass_ms) == ([1, cores] if cores > 1 else [])
+    assert auto.threads == min(auto.pass_ms, key=auto.pass_ms.__getitem__, default=1)
+    assert auto.session.get_session_options().intra_op_num_threads == auto.threads
+    magnitude = torch.rand(1, 2, 64, MODEL_BINS)
+    with torch.inference_mode():
+        torch.testing.assert_close(auto(magnitude), separator.model.masker(magnitude), atol=1e-5, rtol=1e-4)
+    pinned = OnnxUNets(separator.model, threads=2)
+    assert pinned.threads == 2 and pinned.pass_ms == {}
+    assert pinned.session.get_session_options().intra_op_num_threads == 2
+
+
+def test_a_span_is_the_whole_windows_output_cut_to_it(separator: SpleeterSeparator) -> None:
+    """The inverse STFT of only the frames a span overlaps gives the same samples as the whole
+    window's (spans ending at the window's edges and inside one STFT hop included)."""
+    window = (0.1 * np.random.default_rng(3).standard_normal((2, 61440))).astype(np.float32)
+    whole = separator.separate(window)
+    for start, stop in ((0, 61440), (48397, 57030), (1000, 1001), (0, 5), (61000, 61440), (4095, 4097)):
+        np.testing.assert_allclose(separator.separate_span(window, start, stop), whole[:, :, start:stop],
+                                   atol=1e-7, err_msg=f"[{start}, {stop})")
