@@ -92,8 +92,9 @@ class WorkerSpec:
     refiner: bool = True  # install the refiner (its STFT delay joins the latency even while unused)
     refine_budget: float | None = None  # share of real time the refiner may take; None = its default
     min_chunk: int = 256
-    period: int = 256  # JACK period and dry crossfade in frames: auto's latency budget counts them
+    period: int = 256  # JACK period, dry crossfade and render lead in frames: auto's latency budget counts them
     crossfade: int = 0
+    render_lead: int = 0
     calibrate: bool = True  # measure compute and plan the geometry (False: a restart runs the plan it had)
     nice: int = 0  # added to the worker's nice value (worker_priority)
     policy: str = "normal"  # normal | batch | idle scheduling
@@ -153,7 +154,8 @@ def _load(spec: WorkerSpec) -> tuple[Any, Any, Plan | None]:
     if not spec.calibrate:
         return (*build(None, None), None)
     (stream, refiner), plan = latency_budget.plan(build, spec.hop_s is not None, spec.right_s is not None,
-                                                  spec.period, spec.crossfade, spec.rate, spec.latency)
+                                                  spec.period, spec.crossfade, spec.rate, spec.latency,
+                                                  render_lead=spec.render_lead)
     return stream, refiner, plan
 
 
