@@ -185,7 +185,8 @@ class Daemon:
         if self.sources:
             self.out_ring = SpscRing.create(path.channels, OUT_RING_FRAMES)
             self.jack.rt.render_into(self.out_ring, mixer.dry_level)
-            self.jack.renderer = RenderAhead(self.jack.rt, path, self.out_ring, rate, self.jack.hooks)
+        self.jack.renderer = RenderAhead(self.jack.rt, path, self.out_ring, rate, self.jack.hooks)
+        if self.sources:
             period = self.jack.client.blocksize
             if render_ahead.lead_frames(rate, period, latency) < render_ahead.fade_frames(rate) + 2 * period:
                 log.warning("latency %.0f ms is too short to render ahead of %d-frame periods: the output "
@@ -515,7 +516,8 @@ class Daemon:
                 latency=self.latency_plan,
                 period=client.blocksize if client is not None else None,
                 dsp_load=client.cpu_load() if client is not None else None,
-                xruns=self.jack.xruns.count, underruns=p.underruns + rt.late, hard_switches=p.hard_switches + rt.hard_switches,
+                xruns=self.jack.xruns.count, underruns=p.underruns + rt.late,
+                hard_switches=p.hard_switches + rt.hard_switches,
                 periods=rt.periods, render=self._render_stats(),
             )
         out["voice"] = self.voice.status() if self.voice is not None else None  # None: started without voice
@@ -544,7 +546,7 @@ class Daemon:
         """The render thread: how far ahead it renders, and how often the callback had to play dry
         because it was late (None in dry mode: nothing is rendered)."""
         renderer = self.jack.renderer
-        if renderer is None:
+        if renderer is None or self.out_ring is None:
             return None
         client = self.jack.client if self._jack_down is None and not self.jack.server_gone.is_set() else None
         lead = render_ahead.lead_frames(self.rate, client.blocksize, self.jack.path.latency) if client else None

@@ -82,7 +82,7 @@ class JackIO:
     path: AudioPath
     plan: PortPlan
     rt: RtCallback | None = None
-    renderer: RenderAhead | None = None  # None in dry mode (no mixer: the callback plays dry)
+    renderer: RenderAhead | None = None
     name: str = "stemd"
     server: str | None = None
     client: jack.Client | None = None

@@ -192,13 +192,13 @@ def plan(build: Build, hop_fixed: bool, right_fixed: bool, period: int, crossfad
     parts = stream.delay_parts_ms()
     result = Plan(mode, latency, stream.latency_samples, compute, 2 * period, crossfade, render_lead, margin,
                   g.hop / g.rate, g.right / g.rate, g.window / g.rate, parts, p95, fits,
-                  _reason(mode, stream, latency, compute, period, crossfade + render_lead, margin, p95, rate,
+                  _reason(mode, stream, latency, compute, period, crossfade, render_lead, margin, p95, rate,
                           hop_fixed, keeps_up, floor_margin))
     return built, result
 
 
-def _reason(mode: str, stream: Any, latency: int, compute: int, period: int, crossfade: int, margin: int,
-            p95: float, rate: int, hop_fixed: bool, keeps_up: bool, floor_margin: int) -> str:
+def _reason(mode: str, stream: Any, latency: int, compute: int, period: int, crossfade: int, render_lead: int,
+            margin: int, p95: float, rate: int, hop_fixed: bool, keeps_up: bool, floor_margin: int) -> str:
     def ms(n: float) -> str:
         return f"{1000.0 * n / rate:.0f}"
 
@@ -206,7 +206,8 @@ def _reason(mode: str, stream: Any, latency: int, compute: int, period: int, cro
     division = " + ".join(f"{k} {v:.0f}" for k, v in parts.items())
     text = (f"latency {ms(latency)} ms ({'auto' if mode == 'auto' else 'set by [audio] latency_ms'}) = "
             f"streaming {ms(stream.latency_samples)} ({division}) + compute p95 {ms(compute)} + 2 periods "
-            f"{ms(2 * period)} + dry crossfade and render lead {ms(crossfade)} + margin {ms(margin)} ms; "
+            f"{ms(2 * period)} + dry crossfade {ms(crossfade)} + render lead {ms(render_lead)} "
+            f"+ margin {ms(margin)} ms; "
             f"{stream.separator.name} needs {p95:.0f} ms per {1000.0 * g.hop / g.rate:.0f} ms hop "
             f"({1000.0 * g.window / g.rate:.0f} ms window) on this machine, the rest of L is lookahead")
     if mode == "auto":

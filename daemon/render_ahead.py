@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 FADE_MS = 4.0  # the callback's crossfade between rendered blocks and dry (a renderer stall)
 SLACK_MS = 8.0  # how late this thread may wake (beyond a period) before the callback fades to dry
-POLL_S = 0.001  # how often it looks for a new cycle
+POLL_S = 0.0005  # after a cycle's expected start, how long it waits before looking again
 
 
 class Pump(Protocol):
@@ -50,15 +50,16 @@ def fade_frames(rate: int) -> int:
 
 
 class RenderAhead:
-    """Renders `path` into `out_ring` ahead of `rt`'s cycles on a normal-priority thread."""
+    """Renders `path` into `out_ring` ahead of `rt`'s cycles on a normal-priority thread; without an
+    output ring (dry mode: no mixer) it only pumps the hooks."""
 
-    def __init__(self, rt: RtCallback, path: AudioPath, out_ring: SpscRing, rate: int,
+    def __init__(self, rt: RtCallback, path: AudioPath, out_ring: SpscRing | None, rate: int,
                  pumps: Sequence[Pump] = ()) -> None:
         self.rt = rt
         self.path = path
         self.out_ring = out_ring
         self.rate = rate
-        self.pumps = list(pumps)
+        self.pumps = pumps  # the caller's list: hooks added later are pumped too
         self.skips = 0  # times it fell behind the callback and jumped to the present
         self.errors = 0  # steps that raised (logged; the callback played dry meanwhile)
         self._stop = threading.Event()
@@ -87,7 +88,15 @@ class RenderAhead:
                 self.errors += 1
                 log.exception("render thread step failed")
                 self._stop.wait(0.1)
-            time.sleep(POLL_S)
+            time.sleep(self._until_next_cycle())
+
+    def _until_next_cycle(self) -> float:
+        """Sleep until just after the next cycle should have started: one wake-up per period, not a
+        busy poll that would take CPU from the worker."""
+        _, n, at = self.rt.cycle()
+        if n == 0:
+            return POLL_S
+        return max(POLL_S, at + n / self.rate + POLL_S - time.monotonic())
 
     def _step(self, seen: int) -> int:
         frame, n, at = self.rt.cycle()
@@ -96,6 +105,8 @@ class RenderAhead:
         for pump in self.pumps:
             pump.pump(frame, n)
         ring = self.out_ring
+        if ring is None:
+            return frame
         start = frame + n  # the first frame the callback has not played yet
         if ring.written < start:  # behind (a stall, or the first cycle): go on from the present
             if ring.written:

@@ -168,6 +168,9 @@ class _Loop:
         self.refiner = refiner
         self.bypass_reported: set[str] = set()
         self.buf = np.empty((2, in_ring.capacity), np.float32)
+        # A backlog (a takeover's catch-up) goes through the stream a hop at a time, so the first
+        # stems reach the ring after one hop's compute instead of after the whole backlog's.
+        self.chunk = max(spec.min_chunk, round(stream.geometry.seconds()["hop"] * spec.rate))
         self.resyncs = 0
         self.frames = 0
         self.ema_ms = 0.0
@@ -224,7 +227,7 @@ class _Loop:
             if backlog < spec.min_chunk:
                 time.sleep(IDLE_S)
                 continue
-            block = self.buf[:, :backlog]
+            block = self.buf[:, :min(backlog, self.chunk)]
             if not self.in_ring.read_at(self.pos, block):
                 self._resync()
                 continue
