@@ -10,6 +10,7 @@ import random
 import subprocess
 import time
 
+import jack
 import numpy as np
 import pytest
 import soundfile
@@ -42,14 +43,23 @@ def c_clients(jackd, wav, seconds):
     env = dict(os.environ, JACK_DEFAULT_SERVER=jackd.name, JACK_NO_AUDIO_RESERVATION="1", JACK_NO_START_SERVER="1")
     player = subprocess.Popen(["jack_simple_client"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wiring = jackd.client("wiring")
-    assert wait_until(lambda: wiring.get_ports("jack_simple_client:output1"), 10)
-    wiring.connect("jack_simple_client:output1", "stemd:in_L")
-    wiring.connect("jack_simple_client:output1", "stemd:in_R")
+    assert wait_until(lambda: connect(wiring, "jack_simple_client:output1", "stemd:in_L", "stemd:in_R"), 10)
     wiring.close()
     recorder = subprocess.Popen(["jack_rec", "-f", str(wav), "-d", str(seconds), "-b", "32", "stemd:out_L",
                                  "jack_simple_client:output1"],
                                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return player, recorder
+
+
+def connect(client, source: str, *targets: str) -> bool:
+    """Connect `source` to `targets`; False while its client is not active yet (JACK refuses then)."""
+    try:
+        for target in targets:
+            if target not in [p.name for p in client.get_all_connections(source)]:
+                client.connect(source, target)
+    except jack.JackError:
+        return False
+    return True
 
 
 def clicks(out: np.ndarray, source: np.ndarray, latency: int, limit: float) -> np.ndarray:
