@@ -188,11 +188,13 @@ class _Loop:
 
     def _resume(self) -> None:
         """Continue the stem ring where the last worker stopped while the backlog since then is under
-        L (the bound `run` keeps), starting up to one streaming latency earlier so the first kept
-        frame has some context. Otherwise (the first start, a long outage) start at the present."""
+        L (the bound `run` keeps). Otherwise (the first start, a long outage) start at the present.
+        The stream starts at that very frame, with no earlier input as context: the first stems then
+        come one streaming latency of compute sooner (the output is dry until they do), and the first
+        window's missing history costs less than dry audio does — a muted stem is back in the dry."""
         resume_at = self.stem_ring.written
         behind = self.in_ring.written - resume_at
-        context = min(self.stream.latency_samples, self.latency - behind, resume_at)
+        context = 0 if behind <= self.latency else -1
         if resume_at == 0 or context < 0 or not self.in_ring.available(resume_at - context, behind + context):
             self._resync()
             return
