@@ -9,8 +9,8 @@ the present and resets the stream rather than separate audio nobody will hear.
 
 A started worker (a crashed one's replacement included) picks up where the stem ring stops when
 the input since then is still in the input ring and the backlog is under L: it separates that backlog
-at once, so the stems it writes can arrive before the audio path needs them and a crash may never be
-heard. Otherwise it starts at the present.
+at once, a hop at a time, so the stems it writes can arrive before the audio path needs them and a
+crash may never be heard. Otherwise it starts at the present.
 
 A *standby* worker loads its model, then waits (no rings touched, nearly no CPU) until it is told to
 take over from a dead one: recovery costs one supervision tick instead of a model load.
