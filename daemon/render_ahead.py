@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 FADE_MS = 4.0  # the callback's crossfade between rendered blocks and dry (a renderer stall)
 SLACK_MS = 8.0  # how late this thread may wake (beyond a period) before the callback fades to dry
 POLL_S = 0.0005  # after a cycle's expected start, how long it waits before looking again
+IDLE_S = 0.01  # how often it looks while JACK runs no cycles
 
 
 class Pump(Protocol):
@@ -92,11 +93,13 @@ class RenderAhead:
 
     def _until_next_cycle(self) -> float:
         """Sleep until just after the next cycle should have started: one wake-up per period, not a
-        busy poll that would take CPU from the worker."""
+        busy poll that would take CPU from the worker. A cycle overdue by more than a period means
+        JACK is not running cycles (no server yet, an outage): then look only every `IDLE_S`."""
         _, n, at = self.rt.cycle()
         if n == 0:
-            return POLL_S
-        return max(POLL_S, at + n / self.rate + POLL_S - time.monotonic())
+            return IDLE_S
+        due = at + n / self.rate + POLL_S - time.monotonic()
+        return max(POLL_S, due) if due > -n / self.rate else IDLE_S
 
     def _step(self, seen: int) -> int:
         frame, n, at = self.rt.cycle()
