@@ -6,7 +6,12 @@ its output — runs for `--seconds` per configuration, and jackd's own reports a
   missed its deadline), counted as cycles (jackd prints that line for the late cycle and the next);
 - *driver*: "JackTimedDriver::Process XRun" (the dummy driver's timer thread woke late: the machine
   did not run jackd in time, whoever had the CPU);
-- stemd's own xrun callback count and its underruns (periods played dry for lack of stems).
+- stemd's own xrun callback count and its underruns (periods played dry for lack of stems), and of
+  those the ones the compiled callback played dry because the render thread was late ("render late").
+
+*Blamed on others* (jack_metro, jack_rec: two C clients that only copy) is the machine's jitter
+floor: on a shared machine other people's real-time threads (their own jackd servers) take the CPU
+from every client alike, so stemd's count is read against it, not against 0.
 
     stemd bench xruns [--seconds 600] [--configs dry spleeter2 spleeter2-normal] [--json out.json]
 
@@ -50,6 +55,7 @@ class SoakResult:
     driver_xruns: int
     stemd_xruns: int
     underruns: int
+    render_late: int | None  # of the underruns: periods the callback played dry for want of a rendered block
     output_at_end: str
     worker_priority: str | None
     load_before: float
@@ -84,6 +90,7 @@ def soak(name: str, seconds: float, workdir: Path) -> SoakResult:
         before = rig.start()
         skip = len(rig.jackd_lines())  # loading is not part of the measurement
         xruns0, underruns0 = before["daemon"]["xruns"], before["daemon"]["underruns"]
+        late0 = (before["daemon"].get("render") or {}).get("late_periods")
         load_before = os.getloadavg()[0]
         rig.record(seconds, workdir / f"{name}.wav").wait(seconds + 60)
         after = rig.status()
@@ -92,15 +99,18 @@ def soak(name: str, seconds: float, workdir: Path) -> SoakResult:
     finally:
         rig.stop()
     d = after["daemon"]
+    late = (d.get("render") or {}).get("late_periods")
     return SoakResult(name, seconds, stemd, others, driver, d["xruns"] - xruns0, d["underruns"] - underruns0,
-                      d["output"], (d["engine"] or {}).get("priority"), round(load_before, 2), round(load_after, 2))
+                      late - late0 if late is not None else None, d["output"],
+                      (d["engine"] or {}).get("priority"), round(load_before, 2), round(load_after, 2))
 
 
 def table(results: list[SoakResult]) -> str:
     head = ("config", "seconds", "blamed on stemd", "on others", "driver xruns", "stemd xruns",
-            "underruns", "output", "worker", "load before/after")
+            "underruns", "render late", "output", "worker", "load before/after")
     rows = [head] + [(r.config, f"{r.seconds:.0f}", str(r.blamed_on_stemd), str(r.blamed_on_others),
-                      str(r.driver_xruns), str(r.stemd_xruns), str(r.underruns), r.output_at_end,
+                      str(r.driver_xruns), str(r.stemd_xruns), str(r.underruns),
+                      "-" if r.render_late is None else str(r.render_late), r.output_at_end,
                       r.worker_priority or "-", f"{r.load_before:.2f}/{r.load_after:.2f}") for r in results]
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
     return "\n".join("  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in rows)

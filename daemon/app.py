@@ -25,12 +25,14 @@ from typing import Any
 import jack
 
 from stemd.control.commands import ALL, Action, Command
-from stemd.daemon import latency_budget, libjack_output, mixer_state
+from stemd.daemon import latency_budget, libjack_output, mixer_state, render_ahead
 from stemd.daemon.audio_path import AudioPath
 from stemd.daemon.jack_io import JackIO, PortPlan
 from stemd.daemon.mixer import Mixer
+from stemd.daemon.render_ahead import RenderAhead
 from stemd.daemon.recent_stems import CLEARANCE_S, HISTORY_S, recent_stems
 from stemd.daemon.ring import SpscRing
+from stemd.daemon.rt_callback import RtCallback
 from stemd.daemon.sd_notify import Notifier
 from stemd.daemon.session import Parser, Session
 from stemd.daemon.tempo_estimate import TempoFollower
@@ -41,6 +43,7 @@ log = logging.getLogger(__name__)
 
 MAX_STEMS = 6  # the stem ring is sized for the largest model, so a restart never resizes it
 MAX_BLOCK = 8192
+OUT_RING_FRAMES = 4 * MAX_BLOCK  # rendered blocks queued for the callback: the lead plus two periods fit
 MIC_SECONDS = 5.0
 MAX_RATE = 192000
 LOAD_TIMEOUT_S = 600.0
@@ -92,7 +95,7 @@ class Daemon:
                         connect_mic=jcfg.connect_mic)
         # Exists before start() so other parts can add RT hooks (JACK MIDI, transport) first.
         self.jack = JackIO(path=None, plan=plan, name=jcfg.client_name, server=jcfg.server_name or None)
-        self.in_ring = self.stem_ring = None
+        self.in_ring = self.stem_ring = self.out_ring = None
         # The mic's copy for the voice recogniser (1 channel at `rate`); lives as long as the daemon.
         self.mic_ring = SpscRing.create(1, round(MIC_SECONDS * MAX_RATE)) if plan.mic else None
         self.rate = 0
@@ -105,15 +108,15 @@ class Daemon:
         self._next_reconnect = 0.0
         self._saved_version = -1
         self._libjack: Any = ()  # libjack's queued messages once started (libjack_output)
-        self._logged_errors = 0
 
     # ---- start ----------------------------------------------------------------------------------
 
     def start(self) -> "Daemon":
         """Join JACK (waiting for the server if need be), load the engine, go live, notify READY."""
-        # The process callback is Python: it needs the GIL each period. CPython hands the GIL to a
-        # waiting thread only every switch interval (5 ms by default, about one 256-frame period), so
-        # any busy control thread (OSC, intent parsing, voice) could make it miss its deadline.
+        # The process callback is compiled and never waits for the GIL, but the render thread renders
+        # only a few periods ahead of it. CPython hands the GIL to a waiting thread only every switch
+        # interval (5 ms by default, about one 256-frame period), so a busy control thread (OSC,
+        # intent parsing, voice) could eat the render thread's slack.
         sys.setswitchinterval(GIL_SWITCH_S)
         self._libjack = libjack_output.collect()
         self._wait_for_jack()
@@ -126,6 +129,8 @@ class Daemon:
             self.session.on(Action.REFINE, self._refine)
         self._attach_services()
         self.jack.connect()
+        if self.jack.renderer is not None:
+            self.jack.renderer.start()
         self._start_services()
         self.state = self._running_state()
         self.notifier.ready(self.status_line())
@@ -173,10 +178,19 @@ class Daemon:
         self.session.model_name = self.model_name
         self.session.realtime = bool(self.sources)
         self.jack.plan.stems = tuple(self.sources)
-        self.jack.path = AudioPath(
-            latency, crossfade, self.in_ring, self.stem_ring if self.sources else None,
-            mixer if self.sources else None, self.mic_ring, self.jack.plan.stem_ports, MAX_BLOCK,
-        )
+        path = AudioPath(latency, crossfade, self.in_ring, self.stem_ring if self.sources else None,
+                         mixer if self.sources else None, self.jack.plan.stem_ports, MAX_BLOCK)
+        self.jack.path = path
+        self.jack.rt = RtCallback(self.in_ring, self.mic_ring, latency, render_ahead.fade_frames(rate))
+        if self.sources:
+            self.out_ring = SpscRing.create(path.channels, OUT_RING_FRAMES)
+            self.jack.rt.render_into(self.out_ring, mixer.dry_level)
+        self.jack.renderer = RenderAhead(self.jack.rt, path, self.out_ring, rate, self.jack.hooks)
+        if self.sources:
+            period = self.jack.client.blocksize
+            if render_ahead.lead_frames(rate, period, latency) < render_ahead.fade_frames(rate) + 2 * period:
+                log.warning("latency %.0f ms is too short to render ahead of %d-frame periods: the output "
+                            "stays dry; raise [audio] latency_ms", 1000.0 * latency / rate, period)
 
     def _start_engine(self, rate: int, latency: int, crossfade: int) -> int:
         """Load the model; returns L in frames (auto's pick once loaded; 0 when auto has no engine)."""
@@ -187,6 +201,7 @@ class Daemon:
             right_s=e.right_context_ms / 1000.0 or None, threads=e.threads, refine_default=e.refine_default,
             refiner=e.refiner, refine_budget=e.refine_budget,
             period=self.jack.client.blocksize, crossfade=crossfade, nice=e.nice, policy=e.policy,
+            render_lead=render_ahead.lead_frames(rate, self.jack.client.blocksize),
         )
         self.engine = EngineProcess(spec, standby=e.standby)
         self.state = "loading model"
@@ -348,9 +363,6 @@ class Daemon:
             self._reconnect(now)
         self._log_libjack()
         self._supervise_engine(now)
-        if self.jack.callback_errors != self._logged_errors:
-            self._logged_errors = self.jack.callback_errors
-            log.error("process callback failed (%d so far): %r", self._logged_errors, self.jack.last_error)
         if self._jack_down is None:
             self.state = self._running_state()
         if now >= self._next_housekeeping:
@@ -375,6 +387,9 @@ class Daemon:
             return "dry", "engine failed"
         if not self.engine.ready:
             return "dry", "engine restarting" if self.engine.starts > 1 else "engine loading"
+        renderer = self.jack.renderer
+        if renderer is not None and not renderer.wet and self.jack.path.stats.wet:
+            return "dry", "render thread late"
         return ("separated", "") if self.jack.path.stats.wet else ("dry", "engine late")
 
     def _log_libjack(self) -> None:
@@ -466,7 +481,11 @@ class Daemon:
             self._save_state()
             self._teardown_engine()
             self._build(client.samplerate)
-        self.jack.connect()
+            self.jack.connect()
+            if self.jack.renderer is not None:
+                self.jack.renderer.start()
+        else:
+            self.jack.connect()
         self._jack_down = None
         self.state = self._running_state()
         log.info("reconnected to JACK; ports, connections and mixer state restored")
@@ -490,15 +509,16 @@ class Daemon:
         out: dict[str, Any] = {"state": self.state, "output": output, "why": why, "model": self.model_name,
                                "rate": self.rate, "model_reason": self.model_reason}
         if path is not None:
-            p = path.stats
+            p, rt = path.stats, self.jack.rt
             client = self.jack.client if self._jack_down is None and not self.jack.server_gone.is_set() else None
             out.update(
                 latency_ms=1000.0 * path.latency / self.rate, latency_frames=path.latency,
                 latency=self.latency_plan,
                 period=client.blocksize if client is not None else None,
                 dsp_load=client.cpu_load() if client is not None else None,
-                xruns=self.jack.xruns.count, underruns=p.underruns, hard_switches=p.hard_switches,
-                periods=p.periods,
+                xruns=self.jack.xruns.count, underruns=p.underruns + rt.late,
+                hard_switches=p.hard_switches + rt.hard_switches,
+                periods=rt.periods, render=self._render_stats(),
             )
         out["voice"] = self.voice.status() if self.voice is not None else None  # None: started without voice
         if self.web is not None:
@@ -521,6 +541,17 @@ class Daemon:
                 out["engine"]["refine"] = {"modes": dict(self.refine_modes), "bypassed": dict(self.refine_bypassed),
                                            "load": w.get("refine_load"), "ms": w.get("refine_ms")}
         return out
+
+    def _render_stats(self) -> dict[str, Any] | None:
+        """The render thread: how far ahead it renders, and how often the callback had to play dry
+        because it was late (None in dry mode: nothing is rendered)."""
+        renderer = self.jack.renderer
+        if renderer is None or self.out_ring is None:
+            return None
+        client = self.jack.client if self._jack_down is None and not self.jack.server_gone.is_set() else None
+        lead = render_ahead.lead_frames(self.rate, client.blocksize, self.jack.path.latency) if client else None
+        return {"lead_ms": 1000.0 * lead / self.rate if lead else None, "late_periods": self.jack.rt.late,
+                "skips": renderer.skips}
 
     def status_line(self) -> str:
         s = self.stats()
@@ -549,10 +580,13 @@ class Daemon:
             self.mic_ring = None
 
     def _teardown_engine(self) -> None:
+        if self.jack.renderer is not None:
+            self.jack.renderer.stop()
+            self.jack.renderer = None
         if self.engine is not None:
             self.engine.stop_all()
             self.engine = None
-        for ring in (self.in_ring, self.stem_ring):
+        for ring in (self.in_ring, self.stem_ring, self.out_ring):
             if ring is not None:
                 ring.close()
-        self.in_ring = self.stem_ring = None
+        self.in_ring = self.stem_ring = self.out_ring = None

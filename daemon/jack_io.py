@@ -1,9 +1,11 @@
 """The JACK client `stemd`: ports, connections, latency reporting, xruns and the process callback.
 
 One `JackIO` lives as long as the daemon; each connection to a JACK server is a fresh
-`jack.Client` made by `connect()`. The audio state (`AudioPath`: rings, dry delay, mixer, counters)
-is not tied to a client, so after a server restart the new client resumes with the same frame count,
-mixer state and rings, and the ports are re-created with the connections they had.
+`jack.Client` made by `connect()`. The process callback is compiled (rt_callback.c): it only copies
+between the ports and the rings, and plays the blocks the render thread (render_ahead.py) rendered
+ahead of it. The audio state (`AudioPath`, the callback's `RtCallback`: rings, mixer, counters) is not
+tied to a client, so after a server restart the new client resumes with the same frame count, mixer
+state and rings, and the ports are re-created with the connections they had.
 """
 
 from __future__ import annotations
@@ -20,18 +22,21 @@ from stemd.daemon import libjack_output
 from stemd.daemon.audio_path import AudioPath
 from stemd.daemon.jack_latency import LatencyReporter
 from stemd.daemon.jack_shutdown import on_plain_shutdown
+from stemd.daemon.render_ahead import RenderAhead
+from stemd.daemon.rt_callback import RtCallback
 
 log = logging.getLogger(__name__)
 
 
 class RtHook(Protocol):
-    """Something else that runs inside the process callback (JACK MIDI, transport)."""
+    """Something else that belongs to every JACK cycle (JACK MIDI, transport)."""
 
-    def register(self, client: jack.Client) -> None:
-        """Create its ports on a new client (called before every activate)."""
+    def register(self, client: jack.Client, rt: RtCallback | None = None) -> None:
+        """Create its ports on a new client (called before every activate); with `rt`, hand the
+        compiled callback what it copies for this hook (JACK MIDI's ports)."""
 
-    def process(self, frames: int) -> None:
-        """RT-safe work at the top of every period."""
+    def pump(self, frame: int, frames: int) -> None:
+        """Its non-real-time half, once per cycle, on the render thread (render_ahead.py)."""
 
     # Optional: `detach()` — drop every reference to the client and its ports and stop calling JACK
     # from any thread. Called before the client is closed (shutdown, or a server that went away):
@@ -76,6 +81,8 @@ class XrunCounter:
 class JackIO:
     path: AudioPath
     plan: PortPlan
+    rt: RtCallback | None = None
+    renderer: RenderAhead | None = None
     name: str = "stemd"
     server: str | None = None
     client: jack.Client | None = None
@@ -84,8 +91,6 @@ class JackIO:
     hooks: list[RtHook] = field(default_factory=list)
     connections: dict[str, list[str]] = field(default_factory=dict)
     missing: dict[str, list[str]] = field(default_factory=dict)  # wanted peers not there (yet)
-    callback_errors: int = 0
-    last_error: Exception | None = None
 
     def add_rt_hook(self, hook: RtHook) -> None:
         """Run `hook` in every period from the next connect on (MIDI, transport)."""
@@ -112,17 +117,16 @@ class JackIO:
             client.outports.register(f"{stem}_{side}")
             for stem in (plan.stems if plan.stem_ports else ()) for side in "LR"
         ]
-        self._stem_bufs = [None] * len(self._stem_ports)
         self._latency = LatencyReporter(
             client, self._in, [*self._out, *self._stem_ports], self.path.latency,
             unrelated=[self._mic] if self._mic is not None else [],
         )
-        client.set_process_callback(self._process)
+        self.rt.install(client, self._in, self._out, self._mic, self._stem_ports)
         client.set_xrun_callback(self.xruns)
         client.set_shutdown_callback(self._shutdown)
         self._plain_shutdown = on_plain_shutdown(client, self.server_gone.set)
         for hook in self.hooks:
-            hook.register(client)
+            hook.register(client, self.rt)
         client.activate()
         self.missing = self._restore(self.connections or plan.defaults())
         self.remember_connections()
@@ -199,21 +203,3 @@ class JackIO:
     def _shutdown(self, status: jack.Status, reason: str) -> None:
         """JACK thread, async-signal context: only raise the flag; the app reconnects."""
         self.server_gone.set()
-
-    # ---- real-time ----------------------------------------------------------------------------
-
-    def _process(self, frames: int) -> None:
-        try:
-            for hook in self.hooks:
-                hook.process(frames)
-            bufs = self._stem_bufs
-            for i, port in enumerate(self._stem_ports):
-                bufs[i] = port.get_array()
-            self.path.process(
-                self._in[0].get_array(), self._in[1].get_array(),
-                self._mic.get_array() if self._mic is not None else None,
-                self._out[0].get_array(), self._out[1].get_array(), bufs,
-            )
-        except Exception as exc:  # noqa: BLE001 — a raise here would make JACK drop the client
-            self.callback_errors += 1
-            self.last_error = exc

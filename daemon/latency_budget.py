@@ -2,10 +2,12 @@
 
 A stem frame is due L after its input frame. It exists after the streaming delay (lookahead R,
 crossfade, hop H, resampling, refiner), one period of arrival (the worker sees input a period at a
-time), then the hop's compute; the RT side also wants one period plus a dry crossfade queued beyond
-the period it plays before it stays separated. So, exactly, in frames at the JACK rate:
+time), then the hop's compute; the audio path also wants one period plus a dry crossfade queued
+beyond the block it renders before it stays separated, and it renders each block the render lead
+ahead of the JACK cycle that plays it (render_ahead.py: the compiled callback's own fade, two periods
+and the render thread's slack). So, exactly, in frames at the JACK rate:
 
-    L = streaming delay + compute + 2 periods + dry crossfade + margin.
+    L = streaming delay + compute + 2 periods + dry crossfade + render lead + margin.
 
 The plan first makes compute fit: it times a few hops at the model's geometry on noise and, while
 the 95th percentile exceeds `HOP_SHARE` of the hop (the worker would fall behind once the JACK
@@ -70,15 +72,16 @@ def frames(ms: float, rate: int) -> int:
     return math.ceil(ms * rate / 1000.0)
 
 
-def minimum(streaming: int, compute_ms: float, period: int, crossfade: int, rate: int) -> int:
+def minimum(streaming: int, compute_ms: float, period: int, crossfade: int, rate: int,
+            render_lead: int = 0) -> int:
     """Fewest frames of L that keep the output separated (see the module docstring)."""
-    return streaming + frames(compute_ms, rate) + 2 * period + crossfade
+    return streaming + frames(compute_ms, rate) + 2 * period + crossfade + render_lead
 
 
 @dataclass(frozen=True)
 class Plan:
     """How L was divided and why (goes to the log and `stemd status`). The frame parts add up to L
-    exactly: latency == streaming + compute + periods + dry_crossfade + margin."""
+    exactly: latency == streaming + compute + periods + dry_crossfade + render_lead + margin."""
 
     mode: str  # "auto" (L chosen here) or "fixed" (L from [audio] latency_ms)
     latency: int  # frames at the JACK rate
@@ -86,6 +89,7 @@ class Plan:
     compute: int  # p95 compute of one hop
     periods: int
     dry_crossfade: int
+    render_lead: int  # how far ahead of the JACK cycle the render thread renders
     margin: int  # for compute spikes; negative when L is too short
     hop_s: float
     right_s: float
@@ -109,7 +113,7 @@ class Plan:
                 "compute_p95_ms": round(self.compute_p95_ms, 1), "minimum_ms": ms(self.minimum),
                 "division_ms": {"streaming": ms(self.streaming), "compute": ms(self.compute),
                                 "periods": ms(self.periods), "dry_crossfade": ms(self.dry_crossfade),
-                                "margin": ms(self.margin), **{f"streaming_{k}": v for k, v in self.parts_ms.items()}},
+                                "render_lead": ms(self.render_lead), "margin": ms(self.margin), **{f"streaming_{k}": v for k, v in self.parts_ms.items()}},
                 "fits": self.fits, "reason": self.reason}
 
 
@@ -164,7 +168,7 @@ def lookahead_for(latency: int, stream: Any, reserved: int, right_fixed: bool) -
 
 
 def plan(build: Build, hop_fixed: bool, right_fixed: bool, period: int, crossfade: int, rate: int,
-         latency: int = 0, measured_ms: float | None = None) -> tuple[Any, Plan]:
+         latency: int = 0, measured_ms: float | None = None, render_lead: int = 0) -> tuple[Any, Plan]:
     """Calibrate streams made by `build`, divide `latency` frames (0 = auto: choose L) among them and
     return the stream to run with its plan. `hop_fixed` / `right_fixed` (the user set `[engine]
     hop_ms` / `right_context_ms`) keep those; then the leftover is margin."""
@@ -173,7 +177,7 @@ def plan(build: Build, hop_fixed: bool, right_fixed: bool, period: int, crossfad
     hop_ms = 1000.0 * g.hop / g.rate
     compute = frames(p95, rate)
     floor_margin = frames(max(MARGIN_MS, MARGIN_SHARE * p95), rate)
-    reserved = compute + 2 * period + crossfade + floor_margin
+    reserved = compute + 2 * period + crossfade + render_lead + floor_margin
     mode = "fixed" if latency else "auto"
     if not latency:
         step = frames(ROUND_MS, rate)
@@ -182,19 +186,19 @@ def plan(build: Build, hop_fixed: bool, right_fixed: bool, period: int, crossfad
     built = build(g.hop / g.rate, right / g.rate)
     stream = built[0]
     g = stream.geometry
-    margin = latency - stream.latency_samples - compute - 2 * period - crossfade
+    margin = latency - stream.latency_samples - compute - 2 * period - crossfade - render_lead
     keeps_up = p95 <= HOP_SHARE * hop_ms
     fits = keeps_up and margin >= floor_margin
     parts = stream.delay_parts_ms()
-    result = Plan(mode, latency, stream.latency_samples, compute, 2 * period, crossfade, margin, g.hop / g.rate,
-                  g.right / g.rate, g.window / g.rate, parts, p95, fits,
-                  _reason(mode, stream, latency, compute, period, crossfade, margin, p95, rate, hop_fixed, keeps_up,
-                          floor_margin))
+    result = Plan(mode, latency, stream.latency_samples, compute, 2 * period, crossfade, render_lead, margin,
+                  g.hop / g.rate, g.right / g.rate, g.window / g.rate, parts, p95, fits,
+                  _reason(mode, stream, latency, compute, period, crossfade, render_lead, margin, p95, rate,
+                          hop_fixed, keeps_up, floor_margin))
     return built, result
 
 
-def _reason(mode: str, stream: Any, latency: int, compute: int, period: int, crossfade: int, margin: int,
-            p95: float, rate: int, hop_fixed: bool, keeps_up: bool, floor_margin: int) -> str:
+def _reason(mode: str, stream: Any, latency: int, compute: int, period: int, crossfade: int, render_lead: int,
+            margin: int, p95: float, rate: int, hop_fixed: bool, keeps_up: bool, floor_margin: int) -> str:
     def ms(n: float) -> str:
         return f"{1000.0 * n / rate:.0f}"
 
@@ -202,7 +206,8 @@ def _reason(mode: str, stream: Any, latency: int, compute: int, period: int, cro
     division = " + ".join(f"{k} {v:.0f}" for k, v in parts.items())
     text = (f"latency {ms(latency)} ms ({'auto' if mode == 'auto' else 'set by [audio] latency_ms'}) = "
             f"streaming {ms(stream.latency_samples)} ({division}) + compute p95 {ms(compute)} + 2 periods "
-            f"{ms(2 * period)} + dry crossfade {ms(crossfade)} + margin {ms(margin)} ms; "
+            f"{ms(2 * period)} + dry crossfade {ms(crossfade)} + render lead {ms(render_lead)} "
+            f"+ margin {ms(margin)} ms; "
             f"{stream.separator.name} needs {p95:.0f} ms per {1000.0 * g.hop / g.rate:.0f} ms hop "
             f"({1000.0 * g.window / g.rate:.0f} ms window) on this machine, the rest of L is lookahead")
     if mode == "auto":

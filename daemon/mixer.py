@@ -151,16 +151,21 @@ class Mixer:
         return self.clock.bpm
 
     def process(self, stems: np.ndarray, out: np.ndarray, stem_out: np.ndarray | None = None,
-                frame_time: int | None = None) -> None:
+                frame_time: int | None = None, played: tuple[float, int, int] | None = None) -> None:
         """Mix `stems[S, 2, n]` into `out[2, n]` (float32); optionally write each heard stem to
         `stem_out[S, 2, n]`. Drains pending commands first, so a command applies at a block edge.
-        `frame_time` (JACK's `last_frame_time`) puts loops and fades on JACK's timeline, the one the
-        JACK transport source uses; without it the mixer counts its own frames."""
+        `frame_time` puts loops and fades on the caller's timeline (the audio path's frame count);
+        without it the mixer counts its own frames. `played` (monotonic time, frame, frames) is the
+        block being heard now, when this one is rendered ahead of it: the beat clock ties wall-clock
+        time to that one (without it, to this block, heard now)."""
         if frame_time is not None:
             self.frame = frame_time
         frame = self.frame
         n = out.shape[1]
-        self.clock.mark(frame, n)
+        if played is None:
+            self.clock.mark(frame, n)
+        else:
+            self.clock.mark(played[1], played[2], played[0])
         self._drain()
         self._run_due(frame + n)
         self.loops.record(stems, frame, n)
@@ -204,6 +209,11 @@ class Mixer:
             return None
         np.multiply(src, gain, out=scaled)
         return scaled
+
+    @property
+    def dry_level(self) -> float:
+        """The dry fallback's level now (the compiled callback plays dry at it when nothing is rendered)."""
+        return float(self._dry.cur[0])
 
     def scale_dry(self, dry: np.ndarray) -> None:
         """Scale this block's dry fallback `dry[2, n]` in place to the dry level (after `process`,

@@ -56,7 +56,7 @@ def get_wrapped(buf: np.ndarray, at: int, out: np.ndarray) -> None:
 class SpscRing:
     """`channels` float32 channels of `capacity` frames; see the module docstring for the protocol.
 
-    Producer side: `write`, `seek`. Consumer side: `read_at`. Any side: `written`,
+    Producer side: `write`, `seek`. Consumer side: `read_at` (`copy_at` for a second reader). Any side: `written`,
     `valid_from`, `read`. `write`, `read_at` and the counters allocate no sample buffers, so the
     JACK thread can use them.
     """
@@ -126,14 +126,19 @@ class SpscRing:
     def read_at(self, position: int, out: np.ndarray) -> bool:
         """Copy frames [position, position + n) of the first c channels into `out[c, n]`; False when
         they are not all there or the producer overwrote them while we copied."""
+        if not self.copy_at(position, out):
+            return False
+        self._counters[_READ] = position + out.shape[1]
+        return True
+
+    def copy_at(self, position: int, out: np.ndarray) -> bool:
+        """`read_at` for a second reader (the render thread's dry signal from the input ring, which
+        the worker consumes): the same copy, but `read` stays the consumer's."""
         n = out.shape[1]
-        if not self.available(position, n):
+        if position < 0 or not self.available(position, n):
             return False
         get_wrapped(self.data, position % self.capacity, out)
-        if self._counters[_WRITTEN] - self.capacity > position:
-            return False
-        self._counters[_READ] = position + n
-        return True
+        return self._counters[_WRITTEN] - self.capacity <= position
 
     # ---- lifetime ----------------------------------------------------------------------------
 

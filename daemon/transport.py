@@ -5,7 +5,7 @@ Several sources may claim the tempo. They rank, highest first:
 1. ``midi``     MIDI clock from a controller or sequencer (the MIDI helper calls `set_tempo` and
                 `transport`); it holds the clock while it keeps talking (`HOLD_S`).
 2. ``jack``     JACK transport BBT, when some client is timebase master and the transport rolls
-                (`JackTransport`, an RT hook, follows it every cycle, phase included).
+                (`JackTransport`, a hook pumped every cycle, follows it, phase included).
 3. ``osc``/``tap``/``command``  a tempo the performer set by hand (`/stemd/tempo`, `/stemd/tap`, the
                 `tempo` command). A hand-set tempo is deliberate, so it never expires: the automatic
                 estimate stops steering once the performer has spoken, only the sources above override it.
@@ -14,18 +14,19 @@ Several sources may claim the tempo. They rank, highest first:
 A source is refused while a higher one is live; its value is simply ignored (no error: the clock
 that wins is the one the performer's rig is following).
 
-Timeline: every sample time here is in the mixer's frame timeline: its block counter, or JACK's frame
-time when the audio path passes `frame_time`. The mixer calls `mark(frame, n)` once per cycle, so
-control threads (tap, MIDI start) can place wall-clock events on that timeline and the JACK transport
-hook, which runs before the mixer in the same cycle, knows which frame the cycle starts at.
+Timeline: every sample time here is in the mixer's frame timeline: its block counter, or the audio
+path's frame count when it passes `frame_time`. The mixer marks the block being *heard* once per
+cycle (`mark(frame, n, at)`: the render thread renders ahead, so it passes the played cycle), so
+control threads (tap, MIDI start) place wall-clock events on the heard timeline.
 
 Lock-free by construction: the whole grid is one tuple replaced by a single assignment (atomic in
-CPython), so the RT thread reads a consistent grid without a lock while control threads write.
+CPython), so the render thread reads a consistent grid without a lock while control threads write.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections import deque
 from typing import Any, Callable, NamedTuple
@@ -115,10 +116,10 @@ class BeatClock:
 
     # ---- RT side ----------------------------------------------------------------------------------
 
-    def mark(self, frame: int, frames: int) -> None:
-        """Called by the mixer once per cycle with the block's first frame and length: ties wall-clock
-        time to the timeline."""
-        self._mark = (self._now(), frame, frames)
+    def mark(self, frame: int, frames: int, at: float | None = None) -> None:
+        """Called by the mixer once per cycle with the heard block's first frame and length, and when
+        it started (monotonic; now when None): ties wall-clock time to the timeline."""
+        self._mark = (self._now() if at is None else at, frame, frames)
 
     def frame_at(self, t: float | None = None) -> float:
         """The timeline frame of monotonic time `t` (now when None), from the last `mark`."""
@@ -221,29 +222,36 @@ class BeatClock:
 
 
 class JackTransport:
-    """RT hook that makes JACK transport a tempo source when a timebase master publishes BBT.
+    """Hook that makes JACK transport a tempo source when a timebase master publishes BBT.
 
-    The BBT position JACK reports in a cycle is the position of the cycle's first frame, so the grid is
-    anchored at the mixer's frame for this cycle (`BeatClock.cycle_frame`); register the hook to run
-    before the mixer (jack_io runs hooks first). `process` runs in the JACK process callback: `transport_query_struct` fills a position struct
-    JACK-Client keeps per client (no allocation), and only scalars are read from it.
+    The BBT position JACK reports is the position of the current cycle's first frame, so the grid is
+    anchored at that cycle's frame on the audio path's timeline, which `pump` is given. It runs on the
+    render thread once per cycle (jack_transport_query may be called from any thread); the lock keeps
+    `detach` (the client is about to be closed) from pulling the client from under a query.
     """
 
     def __init__(self, clock: BeatClock) -> None:
         self.clock = clock
         self._client: jack.Client | None = None
+        self._lock = threading.Lock()
 
-    def register(self, client: jack.Client) -> None:
-        self._client = client
+    def register(self, client: jack.Client, rt: object = None) -> None:
+        with self._lock:
+            self._client = client
 
-    def process(self, frames: int) -> None:
-        client = self._client
-        if client is None:
-            return
-        state, pos = client.transport_query_struct()
+    def detach(self) -> None:
+        with self._lock:
+            self._client = None
+
+    def pump(self, frame: int, frames: int) -> None:
+        with self._lock:
+            client = self._client
+            if client is None:
+                return
+            state, pos = client.transport_query_struct()
         if state != jack.ROLLING or not pos.valid & jack.POSITION_BBT or pos.beats_per_minute <= 0:
             return
         bpm = min(max(pos.beats_per_minute, MIN_BPM), MAX_BPM)
         per_bar = pos.beats_per_bar
         beat = (pos.bar - 1) * per_bar + (pos.beat - 1) + pos.tick / pos.ticks_per_beat
-        self.clock.follow(bpm, beat, self.clock.cycle_frame(), max(1, round(per_bar)), "jack")
+        self.clock.follow(bpm, beat, frame, max(1, round(per_bar)), "jack")

@@ -9,8 +9,8 @@ the present and resets the stream rather than separate audio nobody will hear.
 
 A started worker (a crashed one's replacement included) picks up where the stem ring stops when
 the input since then is still in the input ring and the backlog is under L: it separates that backlog
-at once, so the stems it writes can arrive before the audio path needs them and a crash may never be
-heard. Otherwise it starts at the present.
+at once, a hop at a time, so the stems it writes can arrive before the audio path needs them and a
+crash may never be heard. Otherwise it starts at the present.
 
 A *standby* worker loads its model, then waits (no rings touched, nearly no CPU) until it is told to
 take over from a dead one: recovery costs one supervision tick instead of a model load.
@@ -92,8 +92,9 @@ class WorkerSpec:
     refiner: bool = True  # install the refiner (its STFT delay joins the latency even while unused)
     refine_budget: float | None = None  # share of real time the refiner may take; None = its default
     min_chunk: int = 256
-    period: int = 256  # JACK period and dry crossfade in frames: auto's latency budget counts them
+    period: int = 256  # JACK period, dry crossfade and render lead in frames: auto's latency budget counts them
     crossfade: int = 0
+    render_lead: int = 0
     calibrate: bool = True  # measure compute and plan the geometry (False: a restart runs the plan it had)
     nice: int = 0  # added to the worker's nice value (worker_priority)
     policy: str = "normal"  # normal | batch | idle scheduling
@@ -153,7 +154,8 @@ def _load(spec: WorkerSpec) -> tuple[Any, Any, Plan | None]:
     if not spec.calibrate:
         return (*build(None, None), None)
     (stream, refiner), plan = latency_budget.plan(build, spec.hop_s is not None, spec.right_s is not None,
-                                                  spec.period, spec.crossfade, spec.rate, spec.latency)
+                                                  spec.period, spec.crossfade, spec.rate, spec.latency,
+                                                  render_lead=spec.render_lead)
     return stream, refiner, plan
 
 
@@ -166,6 +168,9 @@ class _Loop:
         self.refiner = refiner
         self.bypass_reported: set[str] = set()
         self.buf = np.empty((2, in_ring.capacity), np.float32)
+        # A backlog (a takeover's catch-up) goes through the stream a hop at a time, so the first
+        # stems reach the ring after one hop's compute instead of after the whole backlog's.
+        self.chunk = max(spec.min_chunk, round(stream.geometry.seconds()["hop"] * spec.rate))
         self.resyncs = 0
         self.frames = 0
         self.ema_ms = 0.0
@@ -183,11 +188,13 @@ class _Loop:
 
     def _resume(self) -> None:
         """Continue the stem ring where the last worker stopped while the backlog since then is under
-        L (the bound `run` keeps), starting up to one streaming latency earlier so the first kept
-        frame has some context. Otherwise (the first start, a long outage) start at the present."""
+        L (the bound `run` keeps). Otherwise (the first start, a long outage) start at the present.
+        The stream starts at that very frame, with no earlier input as context: the first stems then
+        come one streaming latency of compute sooner (the output is dry until they do), and the first
+        window's missing history costs less than dry audio does — a muted stem is back in the dry."""
         resume_at = self.stem_ring.written
         behind = self.in_ring.written - resume_at
-        context = min(self.stream.latency_samples, self.latency - behind, resume_at)
+        context = 0 if behind <= self.latency else -1
         if resume_at == 0 or context < 0 or not self.in_ring.available(resume_at - context, behind + context):
             self._resync()
             return
@@ -222,7 +229,7 @@ class _Loop:
             if backlog < spec.min_chunk:
                 time.sleep(IDLE_S)
                 continue
-            block = self.buf[:, :backlog]
+            block = self.buf[:, :min(backlog, self.chunk)]
             if not self.in_ring.read_at(self.pos, block):
                 self._resync()
                 continue

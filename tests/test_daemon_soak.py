@@ -45,7 +45,7 @@ def test_soak_with_the_worker_loaded(jackd, tmp_path, request):
         end = daemon.stats()
         player.close()
         recorder.close()
-        callback_errors = daemon.jack.callback_errors
+        render_errors = daemon.jack.renderer.errors
 
     report = {
         "seconds": seconds, "rate": rate, "period": end["period"], "worker_busy_ms_per_hop": BUSY_MS,
@@ -59,4 +59,4 @@ def test_soak_with_the_worker_loaded(jackd, tmp_path, request):
     silent = np.abs(recorder.data[0].reshape(-1, round(0.05 * rate))).max(axis=1) < 1e-3
     assert not silent.any(), f"{silent.sum()} silent 50 ms windows"
     assert end["hard_switches"] == 0
-    assert callback_errors == 0
+    assert render_errors == 0

@@ -116,8 +116,8 @@ def test_timed_commands_land_on_the_bar_line_as_heard_at_the_output(jackd, tmp_p
         port = tap.inports.register("in")
 
         @tap.set_process_callback
-        def process(frames):  # runs after stemd in the cycle: stemd's mixer has moved past this block
-            lo = daemon.session.mixer.frame - frames
+        def process(frames):  # runs after stemd in the cycle: this block is the one stemd's callback played
+            lo = daemon.jack.rt.cycle()[0]
             if 0 <= lo and lo + frames <= heard.shape[0]:
                 heard[lo:lo + frames] = port.get_array()
 

@@ -3,7 +3,6 @@ import multiprocessing as mp
 import numpy as np
 import pytest
 
-from stemd.daemon.delay import DelayLine
 from stemd.daemon.ring import RingSpec, SpscRing
 
 
@@ -76,18 +75,3 @@ def test_spec_round_trips_and_attach_sees_the_same_memory(ring):
     out = np.empty((2, 10), np.float32)
     assert other.read_at(0, out)
     other.close()
-
-
-@pytest.mark.parametrize("delay", [0, 1, 255, 9600])
-def test_delay_line_delays_by_exactly_its_length_for_any_block_size(delay):
-    line = DelayLine(2, delay, max_block=512)
-    signal = np.random.default_rng(1).standard_normal((2, 20000)).astype(np.float32)
-    out = np.empty_like(signal)
-    pos = 0
-    for n in [256, 512, 1, 300, 511] * 100:
-        if pos + n > signal.shape[1]:
-            break
-        line.process(signal[:, pos:pos + n], out[:, pos:pos + n])
-        pos += n
-    np.testing.assert_array_equal(out[:, delay:pos], signal[:, :pos - delay])
-    assert not out[:, :delay].any()

@@ -197,8 +197,8 @@ def test_jack_transport_bbt_drives_the_clock(jackd):
 
     @ours.set_process_callback
     def process(frames):
-        hook.process(frames)
-        frame = mixer.clock.cycle_frame()
+        frame = mixer.frame  # the mixer's block counter: this cycle's frame on its timeline
+        hook.pump(frame, frames)
         state, pos = ours.transport_query_struct()
         if state == jack.ROLLING and pos.valid & jack.POSITION_BBT and len(seen) < 400:
             truth = (pos.bar - 1) * per_bar + pos.beat - 1 + pos.tick / tpb

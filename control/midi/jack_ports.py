@@ -1,16 +1,19 @@
-"""JACK MIDI ports `midi_in` / `midi_out` on the stemd client: the hook its process callback calls.
+"""JACK MIDI ports `midi_in` / `midi_out` on the stemd client.
 
-The daemon's JACK client calls `register(client)` at every (re)connect before activating, and
-`process(frames)` from its process callback. `process` only copies bytes: incoming events (stamped
-with their exact JACK frame time, which the MIDI clock needs) into `inbox`, and queued outgoing LED
-messages from `outbox` into the port buffer. Both are preallocated SPSC rings (ring.py): no lock,
-no wait, no log, no numpy. Connections named in config are made from the controller thread, which
-retries them (`connect_pending`), because a controller can be plugged in after the daemon starts.
+The daemon's JACK client calls `register(client, rt)` at every (re)connect before activating. Its
+process callback is compiled (daemon/rt_callback.c): it copies incoming events, stamped with their
+exact JACK frame time (which the MIDI clock needs), into a slot ring, and queued outgoing LED
+messages from another into the port buffer. `pump()`, once per cycle on the render thread, moves
+them between those slot rings and `inbox` / `outbox` (preallocated SPSC rings, ring.py). A host
+whose process callback is Python (the MIDI test rigs) calls `process(frames)` there instead, which
+does the same with the port buffers directly. Connections named in config are made from the
+controller thread, which retries them (`connect_pending`), because a controller can be plugged in
+after the daemon starts.
 
 The controller thread never calls into libjack about a client whose server may be gone (that can
-crash the process): `process` itself publishes how many ports midi_out feeds (`listeners`, a read of
-the graph that is safe in the callback) and when it last ran, and connections are only attempted
-while the callback is running (`running`).
+crash the process): the callback itself publishes how many ports midi_out feeds (`listeners`, a
+read of the graph that is safe in the callback) and when it last ran, and connections are only
+attempted while the callback is running (`running`).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Sequence
 import jack
 
 from stemd.control.midi.ring import EventRing
+from stemd.daemon.rt_callback import MIDI_DATA, RtCallback
 
 log = logging.getLogger("stemd.midi")
 
@@ -30,7 +34,7 @@ log = logging.getLogger("stemd.midi")
 class JackMidiPorts:
     def __init__(self, connect_in: Sequence[str] = (), connect_out: Sequence[str] = ()) -> None:
         self.inbox = EventRing()
-        self.outbox = EventRing(capacity=1 << 14, max_event=256)
+        self.outbox = EventRing(capacity=1 << 14, max_event=MIDI_DATA)  # what one slot of the callback holds
         self.generation = 0  # bumped by every register(); the controller then re-sends all LEDs
         self.listeners = 0  # ports midi_out feeds, as of the last cycle
         self.last_cycle = 0.0  # time.monotonic() of the last cycle
@@ -42,9 +46,11 @@ class JackMidiPorts:
         self._in: jack.MidiPort | None = None
         self._out: jack.MidiPort | None = None
         self._rate = 48000.0
+        self._rt: RtCallback | None = None
 
-    def register(self, client: jack.Client) -> None:
-        """Create the ports on a (new) client; called before `client.activate()`."""
+    def register(self, client: jack.Client, rt: RtCallback | None = None) -> None:
+        """Create the ports on a (new) client; called before `client.activate()`. With `rt` (the
+        compiled callback) the ports are its to copy, and `pump` moves the events."""
         self._in = None
         self.last_cycle = 0.0
         self.listeners = 0
@@ -54,6 +60,9 @@ class JackMidiPorts:
         self._client = client
         self._out = midi_out
         self._in = midi_in
+        self._rt = rt
+        if rt is not None:
+            rt.attach_midi(midi_in, midi_out)
         self.outbox.clear()  # stale LED states from before a server restart; a full refresh follows
         self._pending = [(p, midi_in.name) for p in self._connect_in] + [
             (midi_out.name, p) for p in self._connect_out]
@@ -80,6 +89,24 @@ class JackMidiPorts:
             if not space:
                 return  # port buffer full: the rest goes out next cycle
             space[:] = data
+            outbox.commit()
+            event = outbox.peek()
+
+    def pump(self, frame: int, frames: int) -> None:
+        """Render thread, once per cycle of the compiled callback: its MIDI in, our MIDI out."""
+        rt = self._rt
+        if rt is None:
+            return
+        self.last_cycle = rt.cycle_time
+        self.listeners = rt.midi_listeners
+        rate, inbox, slots = self._rate, self.inbox, rt.midi_inbox
+        event_in = slots.get()
+        while event_in is not None:
+            inbox.put(event_in[0] / rate, event_in[1])
+            event_in = slots.get()
+        outbox, slots = self.outbox, rt.midi_outbox
+        event = outbox.peek()
+        while event is not None and slots.put(event[1]):
             outbox.commit()
             event = outbox.peek()
 
