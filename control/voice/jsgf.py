@@ -1,13 +1,15 @@
 """The PocketSphinx grammar: command sentences generated from the intent lexicon, as JSGF.
 
 A word loop (what Vosk gets) is too loose for PocketSphinx's small acoustic model: over music, any
-sound becomes a string of command words. So this grammar is shaped like commands: a verb family from
-the lexicon, then its target (a stem, instrument, drum part or the whole mix), then an amount, a
-length or a timing, up to three clauses joined by "and"/"then", or garbage phones (refused). Every phrase comes from `lexicon.LEXICON` by its
-token kind and value, so a synonym added there is speakable without touching this file; only the
-sentence shapes and the timing words of issue 18 (which the parser on this branch may not know yet)
-are written here. The same tree renders as JSGF for the decoder and as a regular expression that
-tells a complete sentence from the partial path PocketSphinx returns when the audio ends mid-command.
+sound becomes a string of command words. So the grammar's paths are command sentences: each verb
+family from the lexicon with its own target list and only the tails the parser reads for it (an
+amount for up/down, a length for fades and loops, a level for set), up to three clauses joined by
+"and"/"then". Free garbage phones may come before and after the sentence (the music around a
+push-to-talk command) or stand alone (no command; refused). Every phrase comes from
+`lexicon.LEXICON` by its token kind and value, so a synonym added there is speakable without
+touching this file; only the sentence shapes and the timing words are written here. The same tree
+renders as JSGF for the decoder and as a regular expression that tells a complete sentence from the
+partial path PocketSphinx returns when the audio ends mid-command.
 """
 
 from __future__ import annotations
@@ -36,6 +38,16 @@ CANCEL = ("cancel", "never mind", "cancel that")
 # imperatives) and without the spellings the lexicon holds only because other recognisers mishear
 # commands that way.
 PER_FAMILY = 5
+# Targets are where the small acoustic model confuses most ("drums" heard as "rhodes", "vocals" as
+# "flute"), so each stem, instrument and drum part keeps fewer synonyms, and only the first
+# INSTRUMENTS instruments (the lexicon lists the common ones first) are speakable: the others
+# still reach the parser by text, OSC or MIDI.
+PER_TARGET = 3
+THE = "the"
+INSTRUMENTS = 4
+TARGET_KINDS = frozenset({"stem", "instrument", "part", "all"})
+# Spoken English the lexicon lists past PER_FAMILY ("turn up the bass" is how most people say it).
+SPOKEN = {"up": ("turn up",), "down": ("turn down",)}
 # One-word synonyms this short ("raw", "it") fit any burst of music or speech; a family keeps them
 # only as its first, canonical phrase ("up").
 MIN_PHONES = 2
@@ -43,16 +55,17 @@ MISHEARINGS = frozenset({
     "moot", "so low", "lube", "loup", "base", "base line", "baseline", "un mute", "un solo", "un loop",
     "de reverb", "focals", "trums", "drumbs", "snair", "kik", "geetar", "deebee", "d b", "b p m",
 })
-# The lexicon's verb families that take targets (tempo takes a number and has its own shape).
-VERB_FAMILIES = ("mute", "unmute", "solo", "up", "down", "fade_in", "fade_out", "fade", "loop", "clean",
-                 "dereverb", "refine_off", "set")
+# Short phrases the tuning runs heard most often in chatter and music alone ("what is the weather
+# like today" -> "unloop"): "stop the loop" and "solo" say the same with more sound to check.
+ATTRACTORS = frozenset({"unloop", "release", "only"})
 # Families that are a whole command by themselves ("unsolo", "stop the loop", "reset").
 STANDALONE = ("unsolo", "unloop", "reset")
 
-# The garbage model: one "word" per phone of the en-us acoustic model, looped. Any sound that is no
+# The garbage model: one "word" per phone of the en-us acoustic model, looped. Sound that is no
 # sentence of the grammar (chatter, music, a cough) is explained better by free phones than by forced
-# command words, so the decoder's best path goes there and the utterance is refused instead of
-# becoming a wrong command (a refusal is better than a wrong action).
+# command words, so the decoder's best path goes there: around a command it is the music the
+# performer spoke over (trimmed), alone or inside a command it means no command (refused: a refusal
+# is better than a wrong action).
 PHONES = ("AA AE AH AO AW AY B CH D DH EH ER EY F G HH IH IY JH K L M N NG OW OY P R S SH T TH UH UW V W "
           "Y Z ZH").split()
 GARBAGE = {f"garbage_{p.lower()}": p for p in PHONES}
@@ -95,6 +108,9 @@ def seq(*parts: Node) -> Seq:
     return Seq(tuple(parts))
 
 
+GARBAGE_LOOP = Seq((Ref("garbage"), Repeat(Ref("garbage"))))
+
+
 @dataclass
 class Grammar:
     """Rules by name (`command` is the public one: a `sentence` or garbage), the phrases dropped because
@@ -121,6 +137,11 @@ class Grammar:
         for name, node in self.rules.items():
             lines.append(f"{'public ' if name == 'command' else ''}<{name}> = {_jsgf(node)};")
         return "\n".join(lines) + "\n"
+
+    def verifier(self, sentence: str) -> str:
+        """JSGF for the second pass: this one sentence or free phones, nothing else (`sphinx.verify`)."""
+        return (f"#JSGF V1.0;\ngrammar verify;\n<garbage> = {_jsgf(self.rules['garbage'])};\n"
+                f"public <command> = {' '.join(sentence.split())} | {_jsgf(GARBAGE_LOOP)};\n")
 
     def complete(self, text: str) -> bool:
         """Whether `text` is a whole sentence of the grammar (not garbage, nor a path cut off mid-command)."""
@@ -149,35 +170,44 @@ def build(pronounce: Callable[[str], str | None], wake_word: str = "",
 
     missing: list[str] = []
 
-    def speakable(candidates: Iterable[str]) -> tuple[str, ...]:
+    def speakable(candidates: Iterable[str], cap: int = PER_FAMILY) -> tuple[str, ...]:
         kept: list[str] = []
         for phrase in dict.fromkeys(" ".join(c.lower().split()) for c in candidates):
             words = phrase.split()
-            if phrase in MISHEARINGS or any(phrase in (k + "s", k + "d", k + "ed", k + "ing")
-                                            or phrase.startswith(k + " ") for k in kept):
+            if phrase in MISHEARINGS | ATTRACTORS or "it" in words or any(_variant(phrase, k) for k in kept):
                 continue
             if not all(w.replace("'", "").isalpha() and (knows(w) or w in SPELLED) for w in words):
                 missing.append(phrase)
             elif not (kept and len(words) == 1 and phones(words[0]) <= MIN_PHONES):
                 kept.append(phrase)
-        return tuple(kept[:PER_FAMILY])
+        return tuple(kept[:cap])
 
     def words_of(kind: str, value: object = ...) -> Alt:
-        """The kind's phrases, PER_FAMILY of each value (each stem, each amount)."""
-        values = dict.fromkeys(e.value for e in (table or lexicon.LEXICON).values() if e.kind == kind)
-        chosen = values if value is ... else (value,)
-        found = tuple(p for v in chosen for p in speakable(phrases(kind, v, table)))
+        """The kind's phrases: PER_TARGET of each value for targets, PER_FAMILY for the rest."""
+        values = list(dict.fromkeys(e.value for e in (table or lexicon.LEXICON).values() if e.kind == kind))
+        chosen = values[:INSTRUMENTS] if kind == "instrument" else values if value is ... else [value]
+        cap = PER_TARGET if kind in TARGET_KINDS else PER_FAMILY
+        found = tuple(p for v in chosen for p in speakable(phrases(kind, v, table), cap))
         if not found:
             raise ValueError(f"the dictionary can say none of the lexicon's {kind} {value} phrases")
         return Alt(found)
 
     def verb_words(value: str) -> Alt:
-        return words_of("verb", value)
+        usual = speakable(phrases("verb", value, table))
+        return Alt(usual + tuple(p for p in speakable(SPOKEN.get(value, ())) if p not in usual))
 
-    # One copy of each sub-network per clause: PocketSphinx inlines every rule reference, and the cost
-    # of a search grows with the copies, so verbs share one target list and one list of tails. What
-    # the shapes let through beyond real commands ("mute the vocals by six db") the parser refuses or
-    # reads for what it says.
+    # Each verb family gets only the tails the parser reads for it ("turn up the bass a bit", "fade
+    # out the vocals over two bars", "set the drums to minus six db"), so a path through the grammar
+    # is a command sentence, not "kill the vocals loads" or "loop the bass by six db": every extra
+    # path is one more way for the small acoustic model to hear a wrong command. Rules shared by the
+    # families (targets, numbers, lengths) are written once; PocketSphinx inlines each reference.
+    def family(*values: str) -> Alt:
+        return Alt(tuple(verb_words(v) for v in values))
+
+    def over(*words: str) -> Seq:
+        return seq(alt(*words), Opt("the"), Opt("next"), Ref("number"), Ref("beats"))
+
+    slow = words_of("slow")
     rules: dict[str, Node] = {
         "digit": Alt(tuple(k for k, v in numerals.UNITS.items() if v > 0 and k != "oh")),
         "number": alt(
@@ -188,22 +218,27 @@ def build(pronounce: Callable[[str], str | None], wake_word: str = "",
         ),
         "beats": alt(*dict.fromkeys(("beats", "bars", *speakable(phrases("unit", "beat", table)))),
                      words_of("unit", "bar")),
-        "target": seq(Opt("the"), alt(words_of("stem"), words_of("instrument"), words_of("part"),
-                                      words_of("all"))),  # not "it": voice commands name what they change
-        "verb": Alt(tuple(Alt(speakable(phrases("verb", v, table))) for v in VERB_FAMILIES)),
-        "standalone": Alt(tuple(Alt(speakable(phrases("verb", v, table))) for v in STANDALONE)),
-        "tail": alt(
-            words_of("mod"), words_of("slow"), "in", "out", "up", "down",
-            seq(alt("by", "to"), Ref("number"), Opt(words_of("unit", "db"))),
-            seq("to", words_of("unity")),
-            seq(alt("for", "over"), Opt("the"), Opt(alt("next", "last")), Ref("number"), Ref("beats")),
-            seq(Opt("and"), "no", alt(words_of("reverb"), words_of("bleed"))),
-        ),
+        "db": seq(Ref("number"), Opt(words_of("unit", "db"))),
+        # not "it": a voice command names what it changes; drum parts only loop (the parser says so)
+        "target": alt(seq(THE, alt(words_of("stem"), words_of("instrument"))), words_of("all")),
+        "part": seq(THE, words_of("part")),
         "timing": alt(seq(alt("on", "at"), "the next", Alt(BOUNDARIES)), "on the one",
                       seq("in", Ref("number"), Ref("beats"))),
+        "action": alt(
+            seq(family("mute", "unmute"), Ref("target"), Opt(slow)),
+            seq(family("solo"), Ref("target")),
+            seq(family("up", "down"), Ref("target"), Opt(alt(words_of("mod"), seq("by", Ref("db"))))),
+            seq(verb_words("set"), Ref("target"), "to", alt(Ref("db"), words_of("unity"))),
+            seq(family("fade_in", "fade_out"), Ref("target"), Opt(over("over", "for")), Opt(slow)),
+            seq(verb_words("fade"), Ref("target"), alt("in", "out"), Opt(over("over", "for"))),
+            seq(family("loop"), alt(Ref("target"), Ref("part")), Opt(over("for"))),
+            seq(family("clean"), Ref("target"),
+                Opt(seq(Opt("and"), "no", alt(words_of("reverb"), words_of("bleed"))))),
+            seq(family("dereverb", "refine_off"), Ref("target")),
+            family(*STANDALONE),
+        ),
         "clause": alt(
-            seq(Ref("verb"), Ref("target"), Opt(Ref("tail")), Opt(Ref("timing"))),
-            seq(Ref("standalone"), Opt(Ref("timing"))),
+            seq(Ref("action"), Opt(Ref("timing"))),
             words_of("special"),
             seq(verb_words("tempo"), Opt("to"), Ref("number"), Opt(words_of("unit", "bpm"))),
             Alt(speakable(CANCEL)),
@@ -220,13 +255,23 @@ def build(pronounce: Callable[[str], str | None], wake_word: str = "",
         rules["command"] = alt(seq(Opt(wake[0]), Ref("utterance")), wake[0])
     rules["sentence"] = rules.pop("command")
     rules["garbage"] = Alt(tuple(GARBAGE))
-    rules["command"] = alt(Ref("sentence"), seq(Ref("garbage"), Repeat(Ref("garbage"))))
+    rules["command"] = alt(seq(Repeat(Ref("garbage")), Ref("sentence"), Repeat(Ref("garbage"))), GARBAGE_LOOP)
     grammar = Grammar(rules, tuple(dict.fromkeys(missing)))
     unknown = sorted(w for w in grammar.words if not knows(w) and w not in SPELLED and w not in GARBAGE)
     if unknown:
         raise ValueError(f"the dictionary cannot say the grammar's own words {', '.join(unknown)}")
     grammar.added = {w: SPELLED[w] for w in grammar.words if w in SPELLED and not knows(w)} | GARBAGE
     return grammar
+
+
+def _variant(phrase: str, kept: str) -> bool:
+    """Whether `phrase` is an inflection ("fades in" of "fade in") or an extension ("cut out" of
+    "cut") of a phrase already kept: commands are short imperatives."""
+    if phrase.startswith(kept + " "):
+        return True
+    a, b = phrase.split(), kept.split()
+    return len(a) == len(b) and a != b and all(x == y or x in (y + "s", y + "d", y + "ed", y + "ing")
+                                               for x, y in zip(a, b))
 
 
 def _jsgf(node: Node) -> str:

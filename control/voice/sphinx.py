@@ -2,11 +2,12 @@
 
 Same interface as the Vosk `CommandRecognizer` (16 kHz float blocks in, final `Utterance`s out), so
 the listener, activation and parser path do not care which engine heard the words. The decoder is
-restricted to the command grammar (`jsgf.py`); an utterance is refused when its best path goes
-through the grammar's garbage phones (the sound was no command), when it is not a whole sentence
-(the audio ended mid-command). `[voice] min_confidence` is Vosk's: without the lattice pass (too
-costly here) PocketSphinx has no word posteriors worth a threshold, and the garbage model does the
-refusing.
+restricted to the command grammar (`jsgf.py`): one command sentence with free "garbage" phones
+before and after it (the music or noise around a command), or garbage alone. An utterance is
+refused when its path is garbage only or has garbage inside the command, when it is not a whole
+sentence (the audio ended mid-command), or when a second pass finds that the sentence does not fit
+its own stretch of audio better than free phones. `[voice] min_confidence` is Vosk's: without the
+lattice pass (too costly here) PocketSphinx has no word posteriors worth a threshold.
 
 Push-to-talk needs no endpointing: the button bounds the utterance. With `endpointing` (wake word,
 always-on) PocketSphinx's own voice-activity endpointer cuts the stream into utterances, and one that
@@ -27,6 +28,13 @@ MODEL = "pocketsphinx en-us (in the pocketsphinx wheel)"
 MAX_UTTERANCE_S = 6.0
 WORD_INSERTION_PENALTY = 0.05
 SEARCH = "command"
+VERIFY = "verify"
+# The second pass's word insertion penalty: each free phone pays it, so it sets how much better than
+# free phones the heard sentence must fit its own stretch of audio (tuned on the tuning set,
+# docs/decisions/voice.md). A few frames either side keep the sentence's first and last phones whole.
+VERIFY_INSERTION_PENALTY = 0.2
+VERIFY_MARGIN_FRAMES = 5
+FRAME_BYTES = 2 * RATE // 100  # one 10 ms feature frame of 16-bit samples
 
 
 @functools.lru_cache(maxsize=4)
@@ -36,14 +44,14 @@ def grammar(wake_word: str = "") -> jsgf.Grammar:
     return jsgf.build(decoder.lookup_word, wake_word)
 
 
-def _decoder() -> Any:
+def _decoder(wip: float = WORD_INSERTION_PENALTY) -> Any:
     from pocketsphinx import Decoder
 
     # No bestpath lattice pass: over this grammar it costs ~50x the search itself. The word insertion
     # penalty (default 0.65) is what keeps the garbage phones from explaining commands too: each
     # garbage phone pays it once, a command word once for all its phones. 0.05 measured best
     # (docs/decisions/voice.md).
-    return Decoder(loglevel="FATAL", lm=None, bestpath=False, wip=WORD_INSERTION_PENALTY)
+    return Decoder(loglevel="FATAL", lm=None, bestpath=False, wip=wip)
 
 
 class SphinxRecognizer:
@@ -52,12 +60,15 @@ class SphinxRecognizer:
 
         self.grammar = command_grammar
         self._decoder = _decoder()
-        for word, phones in command_grammar.added.items():
-            self._decoder.add_word(word, phones, False)
+        self._verifier = _decoder(VERIFY_INSERTION_PENALTY)
+        for decoder in (self._decoder, self._verifier):
+            for word, phones in command_grammar.added.items():
+                decoder.add_word(word, phones, False)
         self._decoder.add_jsgf_string(SEARCH, command_grammar.to_jsgf())
         self._decoder.activate_search(SEARCH)
         self._endpointer = Endpointer(sample_rate=RATE) if endpointing else None
         self._pending = b""
+        self._utterance = bytearray()  # what the decoder heard since start_utt, for the second pass
         self._in_utt = False
         self._frames = 0
 
@@ -87,24 +98,51 @@ class SphinxRecognizer:
             return None
         self._decoder.end_utt()
         self._in_utt, self._frames = False, 0
+        audio, self._utterance = bytes(self._utterance), bytearray()
         hyp = self._decoder.hyp()
         if hyp is None or not hyp.hypstr.strip():
             return None
-        words = tuple(Word(_base(s.word), float(s.prob)) for s in self._decoder.seg() if _is_word(_base(s.word)))
-        return judge(words, self.grammar)
+        segments = [s for s in self._decoder.seg() if _is_word(_base(s.word))]
+        heard = judge(tuple(Word(_base(s.word), float(s.prob)) for s in segments), self.grammar)
+        if heard is None or heard.rejected:
+            return heard
+        spoken = [s for s in segments if _base(s.word) not in jsgf.GARBAGE]
+        start = max(0, spoken[0].start_frame - VERIFY_MARGIN_FRAMES) * FRAME_BYTES
+        end = (spoken[-1].end_frame + 1 + VERIFY_MARGIN_FRAMES) * FRAME_BYTES
+        if not self._verified(heard.text, audio[start:end]):
+            return Utterance(heard.words, "the command did not fit its own audio better than free phones")
+        return heard
+
+    def _verified(self, sentence: str, audio: bytes) -> bool:
+        """The second pass: over only the stretch where the sentence was heard (the music or chatter
+        around it, which the first pass gave to garbage phones, left out), does the sentence itself
+        fit better than free phones? The first pass weighs it against every other sentence and lets
+        garbage take the edges, which is what hears commands over music but also lets a short
+        command hide in chatter. A one-sentence search, it costs a few percent of the first pass."""
+        self._verifier.add_jsgf_string(VERIFY, self.grammar.verifier(sentence))
+        self._verifier.activate_search(VERIFY)
+        self._verifier.set_cmn(self._decoder.get_cmn())  # the mean the first pass has learnt of this mic
+        self._verifier.start_utt()
+        self._verifier.process_raw(audio, False, False)
+        self._verifier.end_utt()
+        hyp = self._verifier.hyp()
+        return hyp is not None and " ".join(_base(w) for w in hyp.hypstr.split()) == sentence
 
     def _feed(self, pcm: bytes) -> None:
         if not self._in_utt:
             self._decoder.start_utt()
             self._in_utt = True
         self._decoder.process_raw(pcm, False, False)
+        self._utterance += pcm
         self._frames += len(pcm) // 2
 
 
 def judge(words: tuple[Word, ...], command_grammar: jsgf.Grammar) -> Utterance | None:
-    """The Utterance of one decoded path: refused unless it is a whole sentence of the grammar."""
+    """The Utterance of one decoded path: refused unless, past the garbage phones the grammar allows
+    before and after a command (the music or noise around it), it is a whole sentence of the grammar."""
     if not words:
         return None
+    words = _trim(words)
     if any(w.word in jsgf.GARBAGE for w in words):
         heard = tuple(w for w in words if w.word not in jsgf.GARBAGE)
         return Utterance(heard, "no command heard (the sound fitted no sentence of the command grammar)")
@@ -112,6 +150,12 @@ def judge(words: tuple[Word, ...], command_grammar: jsgf.Grammar) -> Utterance |
     if not command_grammar.complete(text):
         return Utterance(words, "only part of a command was heard (not a whole sentence of the grammar)")
     return Utterance(words)
+
+
+def _trim(words: tuple[Word, ...]) -> tuple[Word, ...]:
+    """The path without the garbage phones at its edges (all of it when it is garbage only)."""
+    inner = [i for i, w in enumerate(words) if w.word not in jsgf.GARBAGE]
+    return words[inner[0]:inner[-1] + 1] if inner else words
 
 
 def _is_word(token: str) -> bool:
