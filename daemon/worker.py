@@ -189,13 +189,16 @@ class _Loop:
     def _resume(self) -> None:
         """Continue the stem ring where the last worker stopped while the backlog since then is under
         L (the bound `run` keeps). Otherwise (the first start, a long outage) start at the present.
-        The stream starts at that very frame, with no earlier input as context: the first stems then
-        come one streaming latency of compute sooner (the output is dry until they do), and the first
-        window's missing history costs less than dry audio does — a muted stem is back in the dry."""
+        The stream starts only `settle_samples` before that frame: enough history for its resamplers
+        to have settled there, so the first new stems join the last old ones without a click. Not the
+        model's context: that would cost a streaming latency of compute before the first stems (the
+        output is dry until they come), and the first window's missing history costs less than dry
+        audio does — a muted stem is back in the dry."""
         resume_at = self.stem_ring.written
         behind = self.in_ring.written - resume_at
-        context = 0 if behind <= self.latency else -1
-        if resume_at == 0 or context < 0 or not self.in_ring.available(resume_at - context, behind + context):
+        context = min(self.stream.settle_samples, resume_at)
+        if resume_at == 0 or behind + context > self.latency or not self.in_ring.available(resume_at - context,
+                                                                                           behind + context):
             self._resync()
             return
         self.pos, self.start = resume_at - context, resume_at
@@ -206,8 +209,11 @@ class _Loop:
         """Start (again) at the newest input: forget the stream's history, drop its warm-up output.
         The stem ring moves on only with the first new stems: until then the audio path may still be
         fading out on the stems queued before (a dead worker's included), and a seek now would make
-        them vanish under it — a hard switch to dry."""
-        self.pos = self.start = self.in_ring.written
+        them vanish under it — a hard switch to dry. The stream starts `settle_samples` earlier where
+        the ring still holds them, so the first new stems do not ring under the crossfade from dry."""
+        self.start = self.in_ring.written
+        context = min(self.stream.settle_samples, self.start)
+        self.pos = self.start - context if self.in_ring.available(self.start - context, context) else self.start
         self.stream.reset()
         self._seek_at: int | None = self.start
 

@@ -2,6 +2,9 @@
 stemd:out_L, then prints how many frames later it arrived. A script because the test process has
 jackd2's libjack loaded and cannot also be a PipeWire JACK client."""
 
+import faulthandler
+import sys
+
 import jack
 from pipewire_server import RATE
 from test_daemon_jack import impulse_delay
@@ -17,4 +20,6 @@ class DefaultServer:
 
 
 if __name__ == "__main__":
+    # The test waits 60 s: a hang (libjack under pw-jack) then shows where, in the test's message.
+    faulthandler.dump_traceback_later(45, exit=True, file=sys.stderr)
     print(impulse_delay(DefaultServer(), daemon=None))

@@ -63,6 +63,11 @@ def assert_no_silence_and_no_click(recording, rate):
     assert env.min() > 0.9 * WET, "the output dipped below the separated level: it went (partly) silent"
     step = np.abs(np.diff(recording)).max()
     assert step < 1.5 * AMP * 2 * np.pi * 375 / rate, f"a click: sample step {step:.3f}"
+    # A pure tone obeys x[n-1] + x[n+1] = 2 cos(w) x[n]; the 4 ms gain ramps leave under 1e-3 of
+    # residue, a splice or a cold resampler's ringing 0.02-0.04 (too small for the step bound).
+    x, w = recording.astype(np.float64), 2 * np.pi * 375 / rate
+    residue = np.abs(x[:-2] + x[2:] - 2 * np.cos(w) * x[1:-1]).max()
+    assert residue < 5e-3, f"a click: the tone is broken by {residue:.4f}"
 
 
 def test_killing_the_worker_mid_stream_keeps_the_audio_going_and_separation_resumes(jackd, tmp_path):

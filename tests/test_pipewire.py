@@ -87,7 +87,11 @@ def test_under_pw_jack_stemd_has_its_ports_connections_and_reports_its_latency(p
     # And the audio itself comes out L later, as reported.
     probe = pipewire.command([sys.executable, str(Path(__file__).parent / "pw_impulse.py")],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    out, err = probe.communicate(timeout=60)
+    try:
+        out, err = probe.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        probe.kill()
+        raise AssertionError(f"the impulse probe hung under pw-jack: {probe.communicate()[1]}") from None
     assert probe.returncode == 0, err
     delay = int(out.strip().splitlines()[-1])
     print(f"under PipeWire: impulse through stemd after {delay} frames; stemd reports L = {L}")

@@ -126,3 +126,27 @@ def test_bench_reports_cost_latency_and_agreement_as_json(capsys):
     assert min(small["sdr_whole"].values()) > 10
     assert small["peak_mem_mb"] > 0 and small["extra"]["underrun_samples"] == 0
     assert missing["model"] == "nosuch" and missing["note"].startswith("not available")
+
+
+def test_a_stream_started_settle_samples_early_joins_a_running_one_without_a_step():
+    """What a standby's takeover relies on: a fresh stream fed from `settle_samples` before frame p
+    gives, from p on, the stems a stream that ran all along gives there (a linear model: any
+    difference is the stream's own) — with no history the cold resamplers ring at p, a click."""
+    from oracle_separator import OracleSeparator
+
+    rate = 48000
+    t = np.arange(2 * rate) / rate
+    mix = np.stack([0.5 * np.sin(2 * np.pi * 375 * t)] * 2).astype(np.float32)
+    at = rate + 32  # a peak of the tone: the worst step for a cold start
+    running = StreamingSeparator(OracleSeparator(), rate)
+    latency = running.latency_samples
+    whole = stream(running, mix)[:, :, latency + at:latency + at + rate // 2]
+
+    def joined(history):
+        fresh = StreamingSeparator(OracleSeparator(), rate)
+        return stream(fresh, mix[:, at - history:])[:, :, latency + history:latency + history + rate // 2]
+
+    settle = running.settle_samples
+    assert 0 < settle < rate // 100
+    assert np.abs(joined(settle) - whole).max() < 1e-4
+    assert np.abs(joined(0) - whole).max() > 0.01
