@@ -24,15 +24,13 @@ from typing import Any
 import numpy as np
 
 from stemd.benchmarks.quality import offline_estimate, scores, scores_against, streaming_estimate
-from stemd.benchmarks.streaming import RANDOM_MODELS, BenchOptions, BenchRow, per_model
-from stemd.config import SCHEMA
+from stemd.benchmarks.streaming import RANDOM_MODELS, BenchOptions, BenchRow, daemon_reserves, per_model
 from stemd.daemon import latency_budget
 from stemd.engines.fixtures import render_song
 
 LATENCIES_MS = (150, 200, 250, 300, 400, 500, 600)  # the grid, and two more to show where it bends
 SONG_SEEDS = (1, 2, 3)
 RESULTS = Path(__file__).parent / "results"
-DRY_CROSSFADE_MS = SCHEMA["audio"].keys["dry_crossfade_ms"].default  # what the daemon budgets by default
 
 
 def frontier_rows(options: BenchOptions) -> list[BenchRow]:
@@ -56,7 +54,7 @@ def write(rows: list[BenchRow], out: Path) -> None:
 
 def model_rows(separator: Any, options: BenchOptions, quality: bool) -> list[BenchRow]:
     rate, period = options.rate, options.period
-    crossfade = latency_budget.frames(DRY_CROSSFADE_MS, rate)
+    reserves = daemon_reserves(rate, period)
     build = latency_budget.stream_builder(separator, rate, options.window_s)
     compute = options.compute_ms
     measured = compute is None
@@ -66,8 +64,9 @@ def model_rows(separator: Any, options: BenchOptions, quality: bool) -> list[Ben
     offline = [offline_estimate(separator, song) for song in songs]
     rows, scored = [], {}
     for target in (*LATENCIES_MS, 0):
-        (stream, _), plan = latency_budget.plan(build, False, False, period, crossfade, rate,
-                                                latency_budget.frames(target, rate), compute)
+        (stream, _), plan = latency_budget.plan(build, False, False, period, reserves["crossfade"], rate,
+                                                latency_budget.frames(target, rate), compute,
+                                                render_lead=reserves["render_lead"])
         row = _geometry_row(separator, options, plan)
         row.extra["compute"] = "measured" if measured else "pinned by --compute-ms"
         if quality:

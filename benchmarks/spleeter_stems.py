@@ -24,12 +24,11 @@ from typing import Any
 
 import numpy as np
 
-from stemd.benchmarks.streaming import BenchOptions, BenchRow, measure
+from stemd.benchmarks.streaming import BenchOptions, BenchRow, daemon_reserves, measure
 from stemd.engines.spleeter_models import STREAM_WINDOW_S
 
 MODELS = ("spleeter2", "spleeter4", "spleeter5")
 BACKENDS = ("onnx", "torch")
-CROSSFADE_S = 0.01
 SEED = 0
 ROUNDS = 15
 
@@ -51,7 +50,8 @@ def _auto_latency(separator, options: BenchOptions) -> dict[str, float]:
     from stemd.daemon.worker import WorkerSpec, _load
 
     spec = WorkerSpec(loader=lambda: separator, in_ring=None, stem_ring=None, rate=options.rate, latency=0,
-                      threads=options.threads, period=options.period, crossfade=round(CROSSFADE_S * options.rate))
+                      threads=options.threads, period=options.period,
+                      **daemon_reserves(options.rate, options.period))
     _, _, plan = _load(spec)
     return {"auto_latency_ms": round(1000.0 * plan.latency / options.rate, 1), "auto_hop_ms": round(1000.0 * plan.hop_s, 1),
             "auto_compute_p95_ms": round(plan.compute_p95_ms, 1), "auto_fits": plan.fits}

@@ -24,6 +24,16 @@ from stemd.engines.separator import Separator
 RANDOM_MODELS = {"small": "SMALL_SIZE", "htdemucs-size": "HTDEMUCS_SIZE"}
 
 
+def daemon_reserves(rate: int, period: int) -> dict[str, int]:
+    """The dry crossfade (the config's default) and render lead the daemon reserves in L, as keyword
+    arguments of `latency_budget.plan`: a bench's auto L is then the one the daemon picks."""
+    from stemd.config import SCHEMA
+    from stemd.daemon import latency_budget
+
+    ms = SCHEMA["audio"].keys["dry_crossfade_ms"].default
+    return {"crossfade": latency_budget.dry_crossfade(ms, rate), "render_lead": latency_budget.render_lead(rate, period)}
+
+
 @dataclass
 class BenchOptions:
     models: list[str]

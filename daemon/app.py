@@ -25,7 +25,7 @@ from typing import Any
 import jack
 
 from stemd.control.commands import ALL, Action, Command
-from stemd.daemon import latency_budget, libjack_output, mixer_state, render_ahead
+from stemd.daemon import latency_budget, libjack_output, mixer_state
 from stemd.daemon.audio_path import AudioPath
 from stemd.daemon.jack_io import JackIO, PortPlan
 from stemd.daemon.mixer import Mixer
@@ -160,7 +160,7 @@ class Daemon:
         self.rate = rate
         self.latency_plan = {"mode": "fixed", "reason": "set by [audio] latency_ms (no engine)"}
         latency = round(audio.latency_ms * rate / 1000.0)  # 0 = auto: the worker measures what it needs
-        crossfade = round(audio.dry_crossfade_ms * rate / 1000.0)
+        crossfade = latency_budget.dry_crossfade(audio.dry_crossfade_ms, rate)
         capacity = (latency or latency_budget.frames(latency_budget.MAX_AUTO_MS, rate)) + MAX_BLOCK + rate
         self.in_ring = SpscRing.create(2, capacity)
         if not self.dry_only:
@@ -181,14 +181,14 @@ class Daemon:
         path = AudioPath(latency, crossfade, self.in_ring, self.stem_ring if self.sources else None,
                          mixer if self.sources else None, self.jack.plan.stem_ports, MAX_BLOCK)
         self.jack.path = path
-        self.jack.rt = RtCallback(self.in_ring, self.mic_ring, latency, render_ahead.fade_frames(rate))
+        self.jack.rt = RtCallback(self.in_ring, self.mic_ring, latency, latency_budget.render_fade(rate))
         if self.sources:
             self.out_ring = SpscRing.create(path.channels, OUT_RING_FRAMES)
             self.jack.rt.render_into(self.out_ring, mixer.dry_level)
         self.jack.renderer = RenderAhead(self.jack.rt, path, self.out_ring, rate, self.jack.hooks)
         if self.sources:
             period = self.jack.client.blocksize
-            if render_ahead.lead_frames(rate, period, latency) < render_ahead.fade_frames(rate) + 2 * period:
+            if latency_budget.render_lead(rate, period, latency) < latency_budget.render_fade(rate) + 2 * period:
                 log.warning("latency %.0f ms is too short to render ahead of %d-frame periods: the output "
                             "stays dry; raise [audio] latency_ms", 1000.0 * latency / rate, period)
 
@@ -201,7 +201,7 @@ class Daemon:
             right_s=e.right_context_ms / 1000.0 or None, threads=e.threads, refine_default=e.refine_default,
             refiner=e.refiner, refine_budget=e.refine_budget,
             period=self.jack.client.blocksize, crossfade=crossfade, nice=e.nice, policy=e.policy,
-            render_lead=render_ahead.lead_frames(rate, self.jack.client.blocksize),
+            render_lead=latency_budget.render_lead(rate, self.jack.client.blocksize),
         )
         self.engine = EngineProcess(spec, standby=e.standby)
         self.state = "loading model"
@@ -549,7 +549,7 @@ class Daemon:
         if renderer is None or self.out_ring is None:
             return None
         client = self.jack.client if self._jack_down is None and not self.jack.server_gone.is_set() else None
-        lead = render_ahead.lead_frames(self.rate, client.blocksize, self.jack.path.latency) if client else None
+        lead = latency_budget.render_lead(self.rate, client.blocksize, self.jack.path.latency) if client else None
         return {"lead_ms": 1000.0 * lead / self.rate if lead else None, "late_periods": self.jack.rt.late,
                 "skips": renderer.skips}
 

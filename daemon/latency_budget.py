@@ -68,8 +68,30 @@ def stream_builder(separator: Any, rate: int, window_s: float | None = None, hop
     return build
 
 
+RENDER_FADE_MS = 4.0  # the compiled callback's crossfade between rendered blocks and dry (a renderer stall)
+RENDER_SLACK_MS = 8.0  # how late the render thread may wake (beyond a period) before the callback fades to dry
+
+
 def frames(ms: float, rate: int) -> int:
     return math.ceil(ms * rate / 1000.0)
+
+
+def dry_crossfade(ms: float, rate: int) -> int:
+    """`[audio] dry_crossfade_ms` in frames, as the audio path fades and the plan reserves it."""
+    return round(ms * rate / 1000.0)
+
+
+def render_lead(rate: int, period: int, latency: int | None = None) -> int:
+    """How far ahead of the JACK cycle the render thread renders: a whole fade, the cycle playing,
+    the next one, and the slack — but never more than L, since block t needs input t - L. The plan
+    reserves it in L: the stems of block t are needed this much before t is played."""
+    wanted = round((RENDER_FADE_MS + RENDER_SLACK_MS) * rate / 1000.0) + 2 * period
+    return wanted if latency is None else min(wanted, latency)
+
+
+def render_fade(rate: int) -> int:
+    """The compiled callback's fade between rendered blocks and dry, in frames."""
+    return max(1, round(RENDER_FADE_MS * rate / 1000.0))
 
 
 def minimum(streaming: int, compute_ms: float, period: int, crossfade: int, rate: int,

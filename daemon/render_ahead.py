@@ -20,14 +20,13 @@ import threading
 import time
 from typing import Protocol, Sequence
 
+from stemd.daemon import latency_budget
 from stemd.daemon.audio_path import AudioPath
 from stemd.daemon.ring import SpscRing
 from stemd.daemon.rt_callback import RtCallback
 
 log = logging.getLogger(__name__)
 
-FADE_MS = 4.0  # the callback's crossfade between rendered blocks and dry (a renderer stall)
-SLACK_MS = 8.0  # how late this thread may wake (beyond a period) before the callback fades to dry
 POLL_S = 0.0005  # after a cycle's expected start, how long it waits before looking again
 IDLE_S = 0.01  # how often it looks while JACK runs no cycles
 
@@ -36,18 +35,6 @@ class Pump(Protocol):
     def pump(self, frame: int, frames: int) -> None:
         """Non-RT work once per JACK cycle; `frame` is the cycle's first frame on the audio path's
         timeline (the one the mixer's beat clock uses)."""
-
-
-def lead_frames(rate: int, period: int, latency: int | None = None) -> int:
-    """How far ahead to render: a whole fade, the cycle playing, the next one, and the slack — but
-    never more than L, since block t needs input t - L. The latency plan reserves it in L
-    (latency_budget.py): the stems of block t are needed this much before t is played."""
-    wanted = round((FADE_MS + SLACK_MS) * rate / 1000.0) + 2 * period
-    return wanted if latency is None else min(wanted, latency)
-
-
-def fade_frames(rate: int) -> int:
-    return max(1, round(FADE_MS * rate / 1000.0))
 
 
 class RenderAhead:
@@ -115,7 +102,7 @@ class RenderAhead:
             if ring.written:
                 self.skips += 1
             ring.seek(start)
-        last = frame + lead_frames(self.rate, n, self.path.latency)
+        last = frame + latency_budget.render_lead(self.rate, n, self.path.latency)
         played = (at, frame, n)
         while ring.written <= last:
             self.path.render(ring.written, n, ring, played)

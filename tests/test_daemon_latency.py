@@ -9,7 +9,7 @@ from oracle_separator import OracleSeparator
 from test_daemon_jack import impulse_delay, reported_latency, wait_until, xrun_free
 
 from stemd.daemon import latency_budget
-from stemd.daemon.render_ahead import lead_frames
+from stemd.daemon.latency_budget import render_lead
 from stemd.engines.streaming import StreamingSeparator
 
 pytestmark = pytest.mark.jack
@@ -27,7 +27,7 @@ def test_slow_model_gets_a_longer_hop_and_a_latency_that_covers_its_compute(jack
         assert plan["hop_ms"] > 1000 * OracleSeparator.streaming.hop_s
         assert plan["compute_p95_ms"] <= latency_budget.HOP_SHARE * plan["hop_ms"] + 1.0 or not plan["fits"]
         need = latency_budget.minimum(daemon.engine.info["latency_frames"], busy_ms, jackd.period,
-                                      round(0.01 * jackd.rate), jackd.rate, lead_frames(jackd.rate, jackd.period))
+                                      round(0.01 * jackd.rate), jackd.rate, render_lead(jackd.rate, jackd.period))
         assert latency >= need, (latency, need, plan)
         assert f"latency {1000 * latency / jackd.rate:.0f} ms" in plan["reason"]
         (cap_lo, cap_hi), (play_lo, play_hi) = reported_latency(jackd)
@@ -52,7 +52,7 @@ def test_fast_model_keeps_its_hop_and_gets_its_minimum_plus_the_margin(jackd, tm
         latency = daemon.jack.path.latency
         need = latency_budget.minimum(daemon.engine.info["latency_frames"], plan.compute_p95_ms,
                                       jackd.period, round(0.01 * jackd.rate), jackd.rate,
-                                      lead_frames(jackd.rate, jackd.period))
+                                      render_lead(jackd.rate, jackd.period))
         margin = latency_budget.frames(max(latency_budget.MARGIN_MS,
                                            latency_budget.MARGIN_SHARE * plan.compute_p95_ms), jackd.rate)
         step = latency_budget.frames(latency_budget.ROUND_MS, jackd.rate)

@@ -20,7 +20,7 @@ from oracle_separator import WEIGHTS
 from test_daemon_jack import wait_until
 
 from stemd.control.commands import Action, Command
-from stemd.daemon import render_ahead, rt_build
+from stemd.daemon import latency_budget, rt_build
 from stemd.daemon.private_jackd import stop_process
 
 pytestmark = pytest.mark.jack
@@ -101,7 +101,7 @@ def test_a_stalled_render_thread_fades_to_dry_and_back_while_the_jack_thread_run
     # The JACK thread ran every cycle while no Python thread could: the callback is compiled.
     assert stalled_periods >= 0.9 * held * rate / period - 2, (stalled_periods, held)
     # The renderer could not keep up meanwhile: the callback played dry, and never switched hard.
-    lead_s = render_ahead.lead_frames(rate, period) / rate
+    lead_s = latency_budget.render_lead(rate, period) / rate
     assert stalled_late >= 0.8 * (held - lead_s) * rate / period, (stalled_late, held)
     assert hard_after == hard
 
