@@ -13,11 +13,11 @@ its output — runs for `--seconds` per configuration, and jackd's own reports a
 floor: on a shared machine other people's real-time threads (their own jackd servers) take the CPU
 from every client alike, so stemd's count is read against it, not against 0.
 
-    stemd bench xruns [--seconds 600] [--configs dry spleeter2 spleeter2-normal] [--json out.json]
+    stemd bench xruns [--seconds 600] [--configs dry spleeter2 spleeter2-all] [--json out.json]
 
-Configurations: `dry` (model = "dry": no worker, the baseline), `spleeter2` (the default lowered
-worker priority: nice 10, SCHED_BATCH), `spleeter2-normal` (the worker at the daemon's own priority,
-as before). The measurement starts once the model and the standby are loaded; the machine's load
+Configurations: `dry` (model = "dry": no worker, the baseline), `spleeter2` (the defaults: the worker
+at nice 10, SCHED_BATCH, off the lowest CPU), `spleeter2-all` (the same priority on every CPU, as
+before `[engine] cpus`), `spleeter2-normal` (the worker at the daemon's own priority on every CPU). The measurement starts once the model and the standby are loaded; the machine's load
 average before and after each run is recorded, since on a shared machine it says how much of the
 count is other people's work.
 """
@@ -39,8 +39,9 @@ from stemd.benchmarks.live_rig import LiveRig
 
 CONFIGS: dict[str, dict[str, Any]] = {
     "dry": {"model": "dry"},
-    "spleeter2": {"model": "spleeter2", "nice": 10, "policy": "batch"},
-    "spleeter2-normal": {"model": "spleeter2", "nice": 0, "policy": "normal"},
+    "spleeter2": {"model": "spleeter2", "nice": 10, "policy": "batch", "cpus": "auto"},
+    "spleeter2-all": {"model": "spleeter2", "nice": 10, "policy": "batch", "cpus": "all"},
+    "spleeter2-normal": {"model": "spleeter2", "nice": 0, "policy": "normal", "cpus": "all"},
 }
 BLAME = re.compile(r"JackEngine::XRun: client = (\S+) was not finished, state = (\w+)")
 DRIVER = "JackTimedDriver::Process XRun"

@@ -200,7 +200,7 @@ class Daemon:
             latency=latency, window_s=e.window_s or None, hop_s=e.hop_ms / 1000.0 or None,
             right_s=e.right_context_ms / 1000.0 or None, threads=e.threads, refine_default=e.refine_default,
             refiner=e.refiner, refine_budget=e.refine_budget,
-            period=self.jack.client.blocksize, crossfade=crossfade, nice=e.nice, policy=e.policy,
+            period=self.jack.client.blocksize, crossfade=crossfade, nice=e.nice, policy=e.policy, cpus=e.cpus,
             render_lead=latency_budget.render_lead(rate, self.jack.client.blocksize),
         )
         self.engine = EngineProcess(spec, standby=e.standby)

@@ -42,7 +42,7 @@ from stemd.daemon.latency_budget import Plan
 from stemd.daemon.proc_memory import memory_mb
 from stemd.daemon.ring import RingSpec, SpscRing
 from stemd.daemon.worker_priority import describe as describe_priority
-from stemd.daemon.worker_priority import lower_priority
+from stemd.daemon.worker_priority import lower_priority, usable_cpus
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +98,7 @@ class WorkerSpec:
     calibrate: bool = True  # measure compute and plan the geometry (False: a restart runs the plan it had)
     nice: int = 0  # added to the worker's nice value (worker_priority)
     policy: str = "normal"  # normal | batch | idle scheduling
+    cpus: str = "all"  # auto | all | a CPU list (worker_priority.worker_cpus)
 
 
 def run_worker(spec: WorkerSpec, conn: Connection, stats: WorkerStats, standby: bool = False) -> None:
@@ -105,7 +106,7 @@ def run_worker(spec: WorkerSpec, conn: Connection, stats: WorkerStats, standby: 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the daemon's to handle
     stats.set(pid=os.getpid(), heartbeat=time.monotonic())
     try:
-        priority = lower_priority(spec.nice, spec.policy)
+        priority = lower_priority(spec.nice, spec.policy, spec.cpus)
         stream, refiner, plan = _load(spec)
     except Exception as exc:  # any load failure is reported, never raised into the void
         conn.send(("failed", f"{type(exc).__name__}: {exc}"))
@@ -148,7 +149,8 @@ def _load(spec: WorkerSpec) -> tuple[Any, Any, Plan | None]:
     separator = spec.loader()
     torch = sys.modules.get("torch")
     if torch is not None:
-        torch.set_num_threads(spec.threads or max(1, (os.cpu_count() or 2) - 1))
+        # All cores but one, and never more threads than the CPUs the worker may run on.
+        torch.set_num_threads(spec.threads or min(usable_cpus(), max(1, (os.cpu_count() or 2) - 1)))
     build = latency_budget.stream_builder(separator, spec.rate, spec.window_s, spec.hop_s, spec.right_s,
                                           spec.refiner, spec.refine_budget)
     if not spec.calibrate:

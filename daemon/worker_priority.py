@@ -1,12 +1,18 @@
-"""Run the engine worker below the audio: a higher nice value and a batch/idle scheduling policy.
+"""Run the engine worker below the audio: a higher nice value, a batch/idle scheduling policy, and
+CPUs of its own.
 
-On a 2-core machine the worker (torch, numpy, a whole core per hop) competes with jackd's thread and
-the daemon's Python process callback. The kernel's fair scheduler gives a nice-10 process about a
-tenth of the share of a nice-0 one when both want the CPU, and SCHED_BATCH also tells it the worker
+On a 2-core machine the worker (ONNX Runtime or torch, a whole core per hop) competes with jackd's
+thread and the daemon's process callback. The kernel's fair scheduler gives a nice-10 process about
+a tenth of the share of a nice-0 one when both want the CPU, and SCHED_BATCH also tells it the worker
 never needs a quick wake-up, so it does not preempt the audio threads when it becomes runnable. Both
 only lower the worker's priority, which every unprivileged process may do; neither can be undone
 without privilege, which is why a standby worker is never started at a priority lower than the one
 it will run at.
+
+A lower priority is not enough when the worker's threads sit on every core: a woken audio thread
+still waits for the scheduler to preempt one of them, and jackd's timer wakes late (driver xruns).
+With `cpus = "auto"` the worker keeps off the lowest CPU this process may use, so the audio threads
+always find a core with no worker on it (docs/decisions/daemon.md, "The worker's CPUs").
 """
 
 from __future__ import annotations
@@ -16,16 +22,67 @@ import os
 POLICIES = {"normal": "SCHED_OTHER", "batch": "SCHED_BATCH", "idle": "SCHED_IDLE"}
 
 
-def lower_priority(nice: int, policy: str) -> str:
-    """Apply `nice` (0-19, added to the current value) and `policy` to this process; returns what it
-    runs at now, for the status line. Raises OSError when the kernel refuses."""
+def parse_cpus(value: str) -> str | None:
+    """None when `value` is "auto", "all" or a CPU list ("1", "1-3,6"); else what is wrong with it."""
+    if value in ("auto", "all"):
+        return None
+    try:
+        _cpu_list(value)
+    except ValueError:
+        return 'must be "auto", "all" or a CPU list such as "1" or "1-3,6"'
+    return None
+
+
+def worker_cpus(value: str, allowed: set[int]) -> set[int]:
+    """The CPUs the worker may run on, of those this process may use (`allowed`): all of them for
+    "all"; all but the lowest for "auto" when there are at least two; else the listed ones."""
+    if value == "all" or (value == "auto" and len(allowed) < 2):
+        return set(allowed)
+    if value == "auto":
+        return set(allowed) - {min(allowed)}
+    wanted = _cpu_list(value) & allowed
+    if not wanted:
+        raise OSError(f"[engine] cpus = {value!r}: none of those CPUs is available (this process may use "
+                      f"{_format(allowed)})")
+    return wanted
+
+
+def lower_priority(nice: int, policy: str, cpus: str = "all") -> str:
+    """Apply `nice` (0-19, added to the current value), `policy` and `cpus` to this process; returns
+    what it runs at now, for the status line. Raises OSError when the kernel refuses."""
     if nice:
         os.nice(nice)
     os.sched_setscheduler(0, getattr(os, POLICIES[policy]), os.sched_param(0))
+    allowed = os.sched_getaffinity(0)
+    chosen = worker_cpus(cpus, allowed)
+    if chosen != allowed:
+        os.sched_setaffinity(0, chosen)
     return describe(os.getpid())
 
 
 def describe(pid: int) -> str:
-    """'SCHED_BATCH, nice 10' for process `pid`."""
+    """'SCHED_BATCH, nice 10, CPUs 1' for process `pid` (no CPUs when it may run on every one)."""
     names = {getattr(os, name): name for name in POLICIES.values()}
-    return f"{names.get(os.sched_getscheduler(pid), '?')}, nice {os.getpriority(os.PRIO_PROCESS, pid)}"
+    text = f"{names.get(os.sched_getscheduler(pid), '?')}, nice {os.getpriority(os.PRIO_PROCESS, pid)}"
+    cpus = os.sched_getaffinity(pid)
+    return text if len(cpus) >= (os.cpu_count() or 1) else f"{text}, CPUs {_format(cpus)}"
+
+
+def usable_cpus() -> int:
+    """How many CPUs this process may run on: what its compute threads should be sized by."""
+    return len(os.sched_getaffinity(0))
+
+
+def _cpu_list(value: str) -> set[int]:
+    cpus: set[int] = set()
+    for part in value.split(","):
+        lo, _, hi = part.strip().partition("-")
+        first, last = int(lo), int(hi or lo)
+        if first < 0 or last < first:
+            raise ValueError(value)
+        cpus.update(range(first, last + 1))
+    return cpus
+
+
+def _format(cpus: set[int]) -> str:
+    return ",".join(str(c) for c in sorted(cpus))

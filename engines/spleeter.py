@@ -242,7 +242,7 @@ class OnnxUNets:
     fast as PyTorch's on one thread; STFT and masking stay in PyTorch. Outputs match PyTorch to ~1e-6.
 
     `threads = 0` measures instead of guessing: one session with one intra-op thread and one with
-    every core are timed in turn on a probe window (`pass_ms`) and the faster one is kept
+    every core this process may run on are timed in turn on a probe window (`pass_ms`) and the faster one is kept
     (`threads`). On this 2-core machine two threads once made the pass 1.44x faster and, with another
     process holding a core, 2x slower: only a measurement tells which machine this is now.
     A session with more than one thread does not spin while it waits (ORT's `allow_spinning`): the
@@ -257,7 +257,7 @@ class OnnxUNets:
             torch.onnx.export(model.masker.eval(), (probe,), graph, input_names=["magnitude"],
                               output_names=["masks"], opset_version=17, dynamo=False,
                               dynamic_axes={"magnitude": axes, "masks": {1: "segments", 3: "frames"}})
-        counts = [threads] if threads else sorted({1, os.cpu_count() or 1})
+        counts = [threads] if threads else sorted({1, len(os.sched_getaffinity(0))})
         sessions = {n: _session(graph.getvalue(), n) for n in counts}
         self.pass_ms = _time_in_turn(sessions, probe.numpy() + 1.0) if len(sessions) > 1 else {}
         self.threads = min(self.pass_ms, key=self.pass_ms.__getitem__) if self.pass_ms else counts[0]

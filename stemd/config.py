@@ -19,6 +19,7 @@ from stemd.control.commands import REFINE_MODES
 from stemd.control.timing import check_quantize
 from stemd.control.midi.mapping import MIDI_MAP_DOC, check_entry, check_map_files
 from stemd.control.phrases import PhraseError, load_phrases
+from stemd.daemon.worker_priority import parse_cpus
 
 
 class ConfigError(ValueError):
@@ -137,6 +138,9 @@ SCHEMA: dict[str, Section] = {
             "policy": Key("batch", "Worker scheduling: normal, batch (SCHED_BATCH: never preempts the audio\n"
                                    "when it wakes) or idle (SCHED_IDLE: only CPU time nobody else wants).",
                           choices=("normal", "batch", "idle")),
+            "cpus": Key("auto", "CPUs the worker runs on: auto (every one but the lowest, on 2 or more; the\n"
+                                "audio threads then always find a core without the worker), all, or a\n"
+                                "CPU list such as \"1\" or \"2-7\".", check=parse_cpus),
             "refine_default": Key("off", "Refiner mode at start for every stem.", choices=REFINE_MODES),
             "refiner": Key(True, "Install the refiner (refine commands: clean, dereverb, both). Its STFT adds "
                                  "17 ms to the latency whether or not a stem is refined; false saves that."),

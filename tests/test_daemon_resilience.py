@@ -17,6 +17,7 @@ from test_daemon_jack import wait_until
 
 from stemd.cli.status import render
 from stemd.control.commands import Action, Command
+from stemd.daemon.worker_priority import worker_cpus
 
 pytestmark = pytest.mark.jack
 
@@ -105,7 +106,12 @@ def test_a_killed_worker_is_replaced_at_once_by_the_loaded_standby(jackd, tmp_pa
         before = daemon.stats()
         standby = before["engine"]["standby"]
         assert standby["memory"]["private_mb"] > 0 and before["engine"]["memory"]["rss_mb"] > 0
-        assert before["engine"]["priority"] == "SCHED_BATCH, nice 10"
+        # cpus = "auto": the workers keep off the lowest CPU, so the audio threads always find one free.
+        cpus = worker_cpus("auto", os.sched_getaffinity(0))
+        assert len(cpus) == max(1, len(os.sched_getaffinity(0)) - 1)
+        assert os.sched_getaffinity(before["engine"]["pid"]) == cpus == os.sched_getaffinity(standby["pid"])
+        pinned = "" if len(cpus) >= os.cpu_count() else f", CPUs {','.join(map(str, sorted(cpus)))}"
+        assert before["engine"]["priority"] == f"SCHED_BATCH, nice 10{pinned}"
         assert "standby    loaded, " in render(daemon.session.snapshot())
         _, player, recorder = kill_the_worker_mid_tone(jackd, daemon, 3.0)
         recorder.wait_full(20)
