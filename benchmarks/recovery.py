@@ -108,6 +108,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--restarts", type=int, default=3, help="jackd restarts")
     parser.add_argument("--nice", type=int, default=10, help="[engine] nice of the workers")
     parser.add_argument("--policy", default="batch", help="[engine] policy of the workers")
+    parser.add_argument("--cpus", default="auto", help="[engine] cpus of the workers")
     parser.add_argument("--keep", type=Path, help="keep the rig's logs (jackd, stemd) in this folder")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
@@ -115,7 +116,8 @@ def main(argv: list[str]) -> int:
     mem: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="stemd-recovery-") as tmp:
         for standby in (True, False):
-            engine = {"model": args.model, "standby": standby, "nice": args.nice, "policy": args.policy}
+            engine = {"model": args.model, "standby": standby, "nice": args.nice, "policy": args.policy,
+                      "cpus": args.cpus}
             rig = LiveRig((args.keep or Path(tmp)) / f"standby-{standby}", engine)
             try:
                 rig.start()
@@ -128,11 +130,11 @@ def main(argv: list[str]) -> int:
                 rig.stop()
     print(table(rows))
     print(f"memory ({args.model}): active worker {mem.get('active')}; standby {mem.get('standby')}")
-    print(f"workers at nice {args.nice}, {args.policy}; load average at the end: {os.getloadavg()[0]:.2f} "
+    print(f"workers at nice {args.nice}, {args.policy}, cpus {args.cpus}; load average at the end: {os.getloadavg()[0]:.2f} "
           f"on {os.cpu_count()} CPUs")
     if args.json is not None:
         args.json.write_text(json.dumps({"when": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "model": args.model,
-                                         "nice": args.nice, "policy": args.policy,
+                                         "nice": args.nice, "policy": args.policy, "cpus": args.cpus,
                                          "load": os.getloadavg()[0], "memory": mem,
                                          "results": [asdict(r) for r in rows]}, indent=2) + "\n")
     return 0

@@ -60,10 +60,11 @@ def test_type_press_and_watch_in_a_real_browser(jackd, tmp_path, record_property
                 tablet.wait_for("/stemd/stem/bass/mute", (1,), timeout=5)
                 tablet.wait_for("/stemd/applied", timeout=5)
 
-                # a fader drag sets the gain on the OSC curve (0.375 of travel = -12 dB)
+                # a fader move sets the gain on the OSC curve (0.375 of travel = -12 dB), even when a
+                # state push moves the untouched fader back before the frame that sends it
                 driver.execute_script(
-                    "const f = arguments[0]; f.value = '0.375'; f.dispatchEvent(new Event('input'));",
-                    strip(driver, "other", "fader"))
+                    "const f = arguments[0]; f.value = '0.375'; f.dispatchEvent(new Event('input'));"
+                    "f.value = '0.75';", strip(driver, "other", "fader"))
                 assert wait_until(lambda: abs(daemon.session.mixer.snapshot()["stems"]["other"]["gain_db"] + 12.04)
                                   < 0.05, 5)
                 wait.until(lambda d: d.find_element(

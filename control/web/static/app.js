@@ -101,12 +101,16 @@ function fader(stem, input) {
   input.addEventListener("pointerup", release);
   input.addEventListener("pointercancel", release);
   input.addEventListener("blur", release);
+  // The position is taken when the input happens: a state pushed before the frame may move an
+  // untouched fader (keys, a script) back, and the frame would then send the old level.
+  let position = 0;
   input.addEventListener("input", () => {
+    position = Number(input.value);
     if (queued) return;
     queued = true;
     requestAnimationFrame(() => {
       queued = false;
-      send({ type: "fader", stem, position: Number(input.value) }, null);
+      send({ type: "fader", stem, position }, null);
     });
   });
 }
