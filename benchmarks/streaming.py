@@ -30,8 +30,9 @@ def daemon_reserves(rate: int, period: int) -> dict[str, int]:
     from stemd.config import SCHEMA
     from stemd.daemon import latency_budget
 
-    ms = SCHEMA["audio"].keys["dry_crossfade_ms"].default
-    return {"crossfade": latency_budget.dry_crossfade(ms, rate), "render_lead": latency_budget.render_lead(rate, period)}
+    crossfade_ms = SCHEMA["audio"].keys["dry_crossfade_ms"].default
+    return {"crossfade": latency_budget.dry_crossfade(crossfade_ms, rate),
+            "render_lead": latency_budget.render_lead(rate, period)}
 
 
 @dataclass

@@ -33,8 +33,9 @@ def test_geometry_rows_for_a_random_weight_model_through_the_cli(tmp_path):
         assert "quality_streaming" not in r["extra"]  # random weights: geometry and compute only
         # The daemon's reserves, not the bench's own: the auto L here is the one the daemon picks.
         rate, period = r["extra"]["rate"], r["extra"]["period"]
+        crossfade_ms = SCHEMA["audio"].keys["dry_crossfade_ms"].default
         assert parts["render_lead"] == round(1000 * latency_budget.render_lead(rate, period) / rate, 1) > 0
-        assert parts["dry_crossfade"] == round(1000 * latency_budget.dry_crossfade(SCHEMA["audio"].keys["dry_crossfade_ms"].default, rate) / rate, 1)
+        assert parts["dry_crossfade"] == round(1000 * latency_budget.dry_crossfade(crossfade_ms, rate) / rate, 1)
     rights = [r["right_ms"] for r in rows[:-1]]
     assert rights == sorted(rights) and rights[-1] > rights[0]
     assert json.loads((tmp_path / "frontier-small.json").read_text()) == rows
