@@ -100,7 +100,8 @@ def test_killing_the_worker_mid_stream_keeps_the_audio_going_and_separation_resu
 def test_a_killed_worker_is_replaced_at_once_by_the_loaded_standby(jackd, tmp_path):
     """A model that takes 3 s to load: the standby took that time before the crash, not after."""
     rate = jackd.rate
-    with running_daemon(jackd, tmp_path, load_s=3.0, engine={"nice": 10, "policy": "batch"}) as daemon:
+    with running_daemon(jackd, tmp_path, load_s=3.0, engine={"nice": 10, "policy": "batch",
+                                                                         "cpus": "auto"}) as daemon:
         assert wait_until(lambda: daemon.jack.path.stats.wet, 30), daemon.stats()
         assert wait_until(lambda: daemon.stats()["engine"]["standby"]["loaded"], 30), daemon.stats()
         before = daemon.stats()
