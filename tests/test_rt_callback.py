@@ -26,12 +26,22 @@ from stemd.daemon.private_jackd import stop_process
 pytestmark = pytest.mark.jack
 
 SINE_AMP = 0.2  # jack_simple_client's table: 0.2 sin, 200 samples a cycle (240 Hz at 48 kHz)
-SORTED = 800_000  # floats: one list.sort() holds the GIL for about half a second on the CI machines
+STALL_S = 0.5  # how long the test holds the GIL: several render leads, well inside the recording
+
+
+def sorted_in(seconds: float) -> list[float]:
+    """Random floats that one list.sort() takes about `seconds` to sort on this machine (timed on a
+    small sample: sort is n log n, close enough to linear over this range)."""
+    sample = [random.random() for _ in range(100_000)]
+    start = time.monotonic()
+    sorted(sample)
+    n = round(len(sample) * seconds / max(time.monotonic() - start, 1e-4))
+    return [random.random() for _ in range(n)]
 
 
 def hold_the_gil() -> float:
     """One C call that never releases the GIL (list.sort of floats); returns how long it held it."""
-    values = [random.random() for _ in range(SORTED)]
+    values = sorted_in(STALL_S)
     start = time.monotonic()
     values.sort()
     return time.monotonic() - start
@@ -39,15 +49,20 @@ def hold_the_gil() -> float:
 
 def c_clients(jackd, wav, seconds):
     """jack_simple_client (output1) into stemd's inputs; jack_rec records stemd:out_L and that input
-    for `seconds` (the input, to tell a glitch of the C clients on this shared machine from ours)."""
+    for `seconds` (the input, to tell a glitch of the C clients on this shared machine from ours).
+    The recorder runs before the player is wired in, so the recording holds the input's onset and the
+    output's onset one latency later: nothing the output plays comes from input it did not record."""
     env = dict(os.environ, JACK_DEFAULT_SERVER=jackd.name, JACK_NO_AUDIO_RESERVATION="1", JACK_NO_START_SERVER="1")
     player = subprocess.Popen(["jack_simple_client"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wiring = jackd.client("wiring")
-    assert wait_until(lambda: connect(wiring, "jack_simple_client:output1", "stemd:in_L", "stemd:in_R"), 10)
-    wiring.close()
+    assert wait_until(lambda: wiring.get_ports("jack_simple_client:output1"), 10), "jack_simple_client never came up"
     recorder = subprocess.Popen(["jack_rec", "-f", str(wav), "-d", str(seconds), "-b", "32", "stemd:out_L",
                                  "jack_simple_client:output1"],
                                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert wait_until(lambda: wiring.get_all_connections("stemd:out_L"), 10), "jack_rec never came up"
+    time.sleep(0.1)  # past jack_rec's start-up, which may drop its first buffers
+    assert wait_until(lambda: connect(wiring, "jack_simple_client:output1", "stemd:in_L", "stemd:in_R"), 10)
+    wiring.close()
     return player, recorder
 
 
@@ -97,7 +112,7 @@ def test_a_stalled_render_thread_fades_to_dry_and_back_while_the_jack_thread_run
             stop_process(player, 5)
         hard_after = rt.hard_switches
         latency = daemon.jack.path.latency
-    assert held > 0.2, f"the GIL was held only {held:.3f} s: make SORTED larger"
+    assert held > 0.2, f"the GIL was held only {held:.3f} s of {STALL_S}"
     # The JACK thread ran every cycle while no Python thread could: the callback is compiled.
     assert stalled_periods >= 0.9 * held * rate / period - 2, (stalled_periods, held)
     # The renderer could not keep up meanwhile: the callback played dry, and never switched hard.
@@ -105,7 +120,9 @@ def test_a_stalled_render_thread_fades_to_dry_and_back_while_the_jack_thread_run
     assert stalled_late >= 0.8 * (held - lead_s) * rate / period, (stalled_late, held)
     assert hard_after == hard
 
-    recorded = soundfile.read(wav, dtype="float32")[0][round(0.1 * rate):]  # past jack_rec's start-up
+    recorded = soundfile.read(wav, dtype="float32")[0]
+    onset = np.flatnonzero(np.abs(recorded[:, 0]) > 1e-3)[0]  # the player's first sample out of stemd
+    recorded = recorded[onset + round(0.02 * rate):]  # past the resampler's ringing on that step
     out, source = recorded[:, 0], recorded[:, 1]
     window = round(0.01 * rate)
     env = np.abs(out[: len(out) // window * window].reshape(-1, window)).max(axis=1)
