@@ -17,9 +17,11 @@ from every client alike, so stemd's count is read against it, not against 0.
 
 Configurations: `dry` (model = "dry": no worker, the baseline), `spleeter2` (the defaults: the worker
 at nice 10, SCHED_BATCH, off the lowest CPU), `spleeter2-all` (the same priority on every CPU, as
-before `[engine] cpus`), `spleeter2-normal` (the worker at the daemon's own priority on every CPU). The measurement starts once the model and the standby are loaded; the machine's load
-average before and after each run is recorded, since on a shared machine it says how much of the
-count is other people's work.
+before `[engine] cpus`), `spleeter2-normal` (the worker at the daemon's own priority on every CPU),
+`spleeter2-pinned-normal` (the daemon's own priority, off the lowest CPU). The measurement starts
+once the model and the standby are loaded; the machine's load average before and after each run is
+recorded, since on a shared machine it says how much of the count is other people's work. `dry
+seconds` says how the underruns fall: in how many seconds of the soak, and the most in one.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "spleeter2": {"model": "spleeter2", "nice": 10, "policy": "batch", "cpus": "auto"},
     "spleeter2-all": {"model": "spleeter2", "nice": 10, "policy": "batch", "cpus": "all"},
     "spleeter2-normal": {"model": "spleeter2", "nice": 0, "policy": "normal", "cpus": "all"},
+    "spleeter2-pinned-normal": {"model": "spleeter2", "nice": 0, "policy": "normal", "cpus": "auto"},
 }
 BLAME = re.compile(r"JackEngine::XRun: client = (\S+) was not finished, state = (\w+)")
 DRIVER = "JackTimedDriver::Process XRun"
@@ -61,6 +64,7 @@ class SoakResult:
     worker_priority: str | None
     load_before: float
     load_after: float
+    dry_seconds: list[list[int]]  # [second of the soak, periods played dry in it] for each second with any
 
 
 def count(lines: list[str]) -> tuple[int, int, int]:
@@ -93,7 +97,7 @@ def soak(name: str, seconds: float, workdir: Path) -> SoakResult:
         xruns0, underruns0 = before["daemon"]["xruns"], before["daemon"]["underruns"]
         late0 = (before["daemon"].get("render") or {}).get("late_periods")
         load_before = os.getloadavg()[0]
-        rig.record(seconds, workdir / f"{name}.wav").wait(seconds + 60)
+        dry_seconds = underruns_per_second(rig, rig.record(seconds, workdir / f"{name}.wav"), seconds, underruns0)
         after = rig.status()
         load_after = os.getloadavg()[0]
         stemd, others, driver = count(rig.jackd_lines()[skip:])
@@ -103,15 +107,38 @@ def soak(name: str, seconds: float, workdir: Path) -> SoakResult:
     late = (d.get("render") or {}).get("late_periods")
     return SoakResult(name, seconds, stemd, others, driver, d["xruns"] - xruns0, d["underruns"] - underruns0,
                       late - late0 if late is not None else None, d["output"],
-                      (d["engine"] or {}).get("priority"), round(load_before, 2), round(load_after, 2))
+                      (d["engine"] or {}).get("priority"), round(load_before, 2), round(load_after, 2),
+                      dry_seconds)
+
+
+def underruns_per_second(rig: LiveRig, recorder: Any, seconds: float, underruns0: int) -> list[list[int]]:
+    """Polls the daemon's underrun counter once a second while `recorder` runs: whether the dry
+    periods come as one stretch (a stalled worker) or scattered (a worker that keeps just missing)."""
+    series, last, start = [], underruns0, time.monotonic()
+    while recorder.poll() is None and time.monotonic() - start < seconds + 60:
+        time.sleep(1.0)
+        try:
+            now = rig.status()["daemon"]["underruns"]
+        except (TimeoutError, OSError):
+            continue
+        if now > last:
+            series.append([round(time.monotonic() - start), now - last])
+        last = now
+    return series
+
+
+def dry_spread(series: list[list[int]]) -> str:
+    """'n (most m)': how many seconds of the soak had dry periods, and the most in one of them."""
+    return f"{len(series)} (most {max(n for _, n in series)})" if series else "0"
 
 
 def table(results: list[SoakResult]) -> str:
     head = ("config", "seconds", "blamed on stemd", "on others", "driver xruns", "stemd xruns",
-            "underruns", "render late", "output", "worker", "load before/after")
+            "underruns", "render late", "dry seconds", "output", "worker", "load before/after")
     rows = [head] + [(r.config, f"{r.seconds:.0f}", str(r.blamed_on_stemd), str(r.blamed_on_others),
                       str(r.driver_xruns), str(r.stemd_xruns), str(r.underruns),
-                      "-" if r.render_late is None else str(r.render_late), r.output_at_end,
+                      "-" if r.render_late is None else str(r.render_late), dry_spread(r.dry_seconds),
+                      r.output_at_end,
                       r.worker_priority or "-", f"{r.load_before:.2f}/{r.load_after:.2f}") for r in results]
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
     return "\n".join("  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in rows)

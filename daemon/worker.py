@@ -42,7 +42,7 @@ from stemd.daemon.latency_budget import Plan
 from stemd.daemon.proc_memory import memory_mb
 from stemd.daemon.ring import RingSpec, SpscRing
 from stemd.daemon.worker_priority import describe as describe_priority
-from stemd.daemon.worker_priority import lower_priority, usable_cpus
+from stemd.daemon.worker_priority import Placement, lower_priority, placement, usable_cpus
 
 log = logging.getLogger(__name__)
 
@@ -101,12 +101,14 @@ class WorkerSpec:
     cpus: str = "all"  # auto | all | a CPU list (worker_priority.worker_cpus)
 
 
-def run_worker(spec: WorkerSpec, conn: Connection, stats: WorkerStats, standby: bool = False) -> None:
-    """Process entry point."""
+def run_worker(spec: WorkerSpec, conn: Connection, stats: WorkerStats, standby: bool, where: Placement) -> None:
+    """Process entry point. The daemon put this process `where` it runs the moment it started; it is
+    applied again here for the threads the interpreter started meanwhile, and so that a refusal is
+    reported as a load failure."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the daemon's to handle
     stats.set(pid=os.getpid(), heartbeat=time.monotonic())
     try:
-        priority = lower_priority(spec.nice, spec.policy, spec.cpus)
+        priority = lower_priority(0, where)
         stream, refiner, plan = _load(spec)
     except Exception as exc:  # any load failure is reported, never raised into the void
         conn.send(("failed", f"{type(exc).__name__}: {exc}"))
@@ -301,9 +303,16 @@ class _Worker:
         self.stats = WorkerStats(ctx)
         self.stats.set(loaded=0.0, heartbeat=time.monotonic())
         ours, theirs = ctx.Pipe()
-        self.process = ctx.Process(target=run_worker, args=(spec, theirs, self.stats, standby),
+        where = placement(spec.nice, spec.policy, spec.cpus)
+        self.process = ctx.Process(target=run_worker, args=(spec, theirs, self.stats, standby, where),
                                    name="stemd-standby" if standby else "stemd-engine", daemon=True)
         self.process.start()
+        # At once, not only from the worker: a fresh interpreter imports for a fifth of a CPU-second
+        # before run_worker runs, which at the daemon's priority on the audio's CPU is an xrun risk.
+        try:
+            lower_priority(self.process.pid, where)
+        except OSError:
+            pass  # the worker applies it again and reports the refusal as its load failure
         theirs.close()
         self.conn: Connection | None = ours
         self.info: dict[str, Any] | None = None  # the "ready" (or a standby's "standby") info

@@ -18,6 +18,7 @@ always find a core with no worker on it (docs/decisions/daemon.md, "The worker's
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 POLICIES = {"normal": "SCHED_OTHER", "batch": "SCHED_BATCH", "idle": "SCHED_IDLE"}
 
@@ -47,17 +48,45 @@ def worker_cpus(value: str, allowed: set[int]) -> set[int]:
     return wanted
 
 
-def lower_priority(nice: int, policy: str, cpus: str = "all") -> str:
-    """Apply `nice` (0-19, added to the current value), `policy` and `cpus` to this process; returns
-    what it runs at now, for the status line. Raises OSError when the kernel refuses."""
-    if nice:
-        os.nice(nice)
-    os.sched_setscheduler(0, getattr(os, POLICIES[policy]), os.sched_param(0))
-    allowed = os.sched_getaffinity(0)
-    chosen = worker_cpus(cpus, allowed)
-    if chosen != allowed:
-        os.sched_setaffinity(0, chosen)
-    return describe(os.getpid())
+@dataclass(frozen=True)
+class Placement:
+    """Where a worker runs, fixed by the daemon before the worker starts, so applying it again (the
+    worker does, for the threads its interpreter started) changes nothing."""
+
+    nice: int  # absolute: the daemon's own nice value plus [engine] nice, at most 19
+    policy: str  # a POLICIES key
+    cpus: str  # [engine] cpus: auto | all | a CPU list
+    allowed: frozenset[int]  # the daemon's CPUs, the ones `cpus` picks from
+
+
+def placement(nice: int, policy: str, cpus: str = "all") -> Placement:
+    """The placement for a worker of this (the daemon's) process: `nice` added to its own."""
+    return Placement(min(19, os.getpriority(os.PRIO_PROCESS, 0) + nice), policy, cpus,
+                     frozenset(os.sched_getaffinity(0)))
+
+
+def lower_priority(pid: int, where: Placement) -> str:
+    """Put every thread of process `pid` (0: this one) at `where`; returns what the process runs at
+    now, for the status line. Raises OSError when the kernel refuses or no CPU is left. Every thread,
+    because Linux keeps nice, policy and affinity per thread: one started before (numpy's BLAS pool
+    starts at import) would stay at the daemon's priority on every CPU."""
+    own = pid or os.getpid()
+    chosen = worker_cpus(where.cpus, set(where.allowed))
+    for tid in _threads(own):
+        try:
+            os.setpriority(os.PRIO_PROCESS, tid, where.nice)
+            os.sched_setscheduler(tid, getattr(os, POLICIES[where.policy]), os.sched_param(0))
+            os.sched_setaffinity(tid, chosen)
+        except ProcessLookupError:
+            if tid == own:
+                raise
+    return describe(own)
+
+
+def _threads(pid: int) -> list[int]:
+    """The thread ids of process `pid`, its main thread first."""
+    others = sorted(int(t) for t in os.listdir(f"/proc/{pid}/task") if int(t) != pid)
+    return [pid, *others]
 
 
 def describe(pid: int) -> str:

@@ -116,6 +116,7 @@ def test_a_killed_worker_is_replaced_at_once_by_the_loaded_standby(jackd, tmp_pa
         assert "standby    loaded, " in render(daemon.session.snapshot())
         _, player, recorder = kill_the_worker_mid_tone(jackd, daemon, 3.0)
         recorder.wait_full(20)
+        dry = (daemon.jack.path.stats.underruns, daemon.jack.rt.late)  # no stems, render late: what to blame
         after = daemon.stats()
         player.close()
         recorder.close()
@@ -130,7 +131,7 @@ def test_a_killed_worker_is_replaced_at_once_by_the_loaded_standby(jackd, tmp_pa
     assert_no_silence_and_no_click(recorder.data[0], rate)
     # Well under the 3 s a fresh worker would need to load: the standby did not load after the crash.
     assert (env > 0.9 * AMP).sum() < 100, "dry for over a second after the kill"
-    assert np.isclose(env[-50:], WET, rtol=0.02).all(), "not separated at the end"
+    assert np.isclose(env[-50:], WET, rtol=0.02).all(), f"not separated at the end; dry periods (no stems, late) {dry}"
     assert after["hard_switches"] == 0
 
 
@@ -193,10 +194,12 @@ def test_jack_server_restart_reconnects_ports_connections_and_mixer_state(jackd,
         player.play()
         assert wait_until(lambda: daemon.jack.path.stats.wet, 10)
         time.sleep(0.3)
+        before = (daemon.jack.path.stats.underruns, daemon.jack.rt.late)
         recorder.start()
         recorder.wait_full(10)
+        dry = (daemon.jack.path.stats.underruns - before[0], daemon.jack.rt.late - before[1])
         player.close()
         recorder.close()
         assert daemon.session.snapshot()["stems"]["vocals"]["muted"]
         assert daemon.stats()["engine"]["pid"] == pid  # the engine never noticed
-    assert np.max(np.abs(recorder.data[0])) == pytest.approx(WET, rel=0.02)
+    assert np.max(np.abs(recorder.data[0])) == pytest.approx(WET, rel=0.02), f"dry periods (no stems, render late): {dry}"

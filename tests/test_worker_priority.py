@@ -6,7 +6,7 @@ import os
 import pytest
 
 from stemd.config import ConfigError, validate
-from stemd.daemon.worker_priority import describe, lower_priority, parse_cpus, worker_cpus
+from stemd.daemon.worker_priority import describe, lower_priority, parse_cpus, placement, worker_cpus
 
 
 def test_auto_keeps_the_worker_off_the_lowest_cpu_when_there_are_two_or_more():
@@ -31,7 +31,7 @@ def test_bad_cpu_lists_are_refused_by_the_config(bad):
 
 
 def _apply(cpus, out):
-    out.put(lower_priority(0, "normal", cpus))
+    out.put(lower_priority(0, placement(0, "normal", cpus)))
     out.put(sorted(os.sched_getaffinity(0)))
 
 
@@ -46,3 +46,33 @@ def test_lower_priority_pins_a_real_process_and_says_so():
     if len(pinned) < (os.cpu_count() or 1):
         assert said.endswith(f", CPUs {','.join(map(str, pinned))}")
     assert describe(os.getpid()).startswith("SCHED_OTHER, nice ")
+
+
+def _thread_then_apply(where, out, done):
+    import threading
+
+    early = threading.Thread(target=done.wait, daemon=True)  # like the BLAS pool numpy starts at import
+    early.start()
+    lower_priority(0, where)
+    out.put(lower_priority(0, where))  # twice: the daemon applies it at start, the worker again
+    out.put(sorted(int(t) for t in os.listdir("/proc/self/task")))
+    done.wait(30)
+
+
+def test_every_thread_of_the_worker_is_placed_and_applying_twice_changes_nothing():
+    ctx = mp.get_context("spawn")
+    out, done = ctx.Queue(), ctx.Event()
+    where = placement(3, "batch", "auto")
+    process = ctx.Process(target=_thread_then_apply, args=(where, out, done))
+    process.start()
+    try:
+        said, tids = out.get(timeout=30), out.get(timeout=30)
+        assert len(tids) >= 2
+        for tid in tids:
+            assert os.getpriority(os.PRIO_PROCESS, tid) == where.nice
+            assert os.sched_getscheduler(tid) == os.SCHED_BATCH
+            assert os.sched_getaffinity(tid) == worker_cpus("auto", set(where.allowed))
+        assert said.startswith(f"SCHED_BATCH, nice {where.nice}")
+    finally:
+        done.set()
+        process.join(10)

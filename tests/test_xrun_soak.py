@@ -36,4 +36,5 @@ def test_the_soak_runs_through_stemd_bench_with_c_clients_and_writes_json(tmp_pa
     (result,) = json.loads(target.read_text())["results"]
     assert result["config"] == "dry" and result["seconds"] == 3 and result["output_at_end"] == "dry"
     assert result["worker_priority"] is None  # no worker in dry mode
+    assert result["underruns"] == 0 and result["dry_seconds"] == []  # dry by choice is no underrun
     assert "blamed on stemd" in out.stdout
