@@ -59,6 +59,15 @@ def kill_the_worker_mid_tone(jackd, daemon, seconds):
     return before, player, recorder
 
 
+def dry_periods(daemon):
+    """(periods played dry for lack of stems, for a late render thread) so far: what to blame."""
+    return daemon.jack.path.stats.underruns, daemon.jack.rt.late
+
+
+def dry_since(daemon, before):
+    return tuple(now - then for now, then in zip(dry_periods(daemon), before))
+
+
 def assert_no_silence_and_no_click(recording, rate):
     env = envelope(recording, rate)
     assert env.min() > 0.9 * WET, "the output dipped below the separated level: it went (partly) silent"
@@ -114,9 +123,10 @@ def test_a_killed_worker_is_replaced_at_once_by_the_loaded_standby(jackd, tmp_pa
         pinned = "" if len(cpus) >= os.cpu_count() else f", CPUs {','.join(map(str, sorted(cpus)))}"
         assert before["engine"]["priority"] == f"SCHED_BATCH, nice 10{pinned}"
         assert "standby    loaded, " in render(daemon.session.snapshot())
+        before_kill = dry_periods(daemon)
         _, player, recorder = kill_the_worker_mid_tone(jackd, daemon, 3.0)
         recorder.wait_full(20)
-        dry = (daemon.jack.path.stats.underruns, daemon.jack.rt.late)  # no stems, render late: what to blame
+        dry = dry_since(daemon, before_kill)
         after = daemon.stats()
         player.close()
         recorder.close()
@@ -194,10 +204,10 @@ def test_jack_server_restart_reconnects_ports_connections_and_mixer_state(jackd,
         player.play()
         assert wait_until(lambda: daemon.jack.path.stats.wet, 10)
         time.sleep(0.3)
-        before = (daemon.jack.path.stats.underruns, daemon.jack.rt.late)
+        before = dry_periods(daemon)
         recorder.start()
         recorder.wait_full(10)
-        dry = (daemon.jack.path.stats.underruns - before[0], daemon.jack.rt.late - before[1])
+        dry = dry_since(daemon, before)
         player.close()
         recorder.close()
         assert daemon.session.snapshot()["stems"]["vocals"]["muted"]
