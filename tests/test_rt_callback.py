@@ -9,6 +9,8 @@ import os
 import random
 import subprocess
 import time
+from dataclasses import dataclass
+from pathlib import Path
 
 import jack
 import numpy as np
@@ -56,9 +58,9 @@ def c_clients(jackd, wav, seconds):
     player = subprocess.Popen(["jack_simple_client"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wiring = jackd.client("wiring")
     assert wait_until(lambda: wiring.get_ports("jack_simple_client:output1"), 10), "jack_simple_client never came up"
-    recorder = subprocess.Popen(["jack_rec", "-f", str(wav), "-d", str(seconds), "-b", "32", "stemd:out_L",
-                                 "jack_simple_client:output1"],
-                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with wav.with_suffix(".log").open("w") as log:  # jack_rec's complaints, for a failed take
+        recorder = subprocess.Popen(["jack_rec", "-f", str(wav), "-d", str(seconds), "-b", "32", "stemd:out_L",
+                                     "jack_simple_client:output1"], env=env, stdout=subprocess.DEVNULL, stderr=log)
     assert wait_until(lambda: wiring.get_all_connections("stemd:out_L"), 10), "jack_rec never came up"
     time.sleep(0.1)  # past jack_rec's start-up, which may drop its first buffers
     assert wait_until(lambda: connect(wiring, "jack_simple_client:output1", "stemd:in_L", "stemd:in_R"), 10)
@@ -91,48 +93,88 @@ def test_the_library_is_built_from_the_current_sources():
     assert rt_build.library().stat().st_mtime >= max(s.stat().st_mtime for s in rt_build.SOURCES)
 
 
+TAKES = 3  # takes the stall test may record to get one the server ran without an xrun
+
+
+@dataclass
+class Take:
+    """One recording of a GIL stall: what the callback counted meanwhile, and the server's xruns."""
+    wav: Path
+    held: float
+    stalled_periods: int
+    stalled_late: int
+    hard_switches: int
+    xruns: int
+
+
+def record_a_stall(daemon, jackd, wav: Path) -> Take:
+    """Play the sine through stemd and hold the GIL 2 s into a 4 s recording of stemd:out_L."""
+    rt, xruns = daemon.jack.rt, daemon.jack.xruns.count
+    hard = rt.hard_switches
+    player, recorder = c_clients(jackd, wav, 4.0)
+    try:
+        time.sleep(2.0)
+        periods, late = rt.periods, rt.late
+        held = hold_the_gil()
+        stalled_periods, stalled_late = rt.periods - periods, rt.late - late
+        assert wait_until(lambda: daemon.jack.renderer.wet, 2), daemon.stats()
+        assert recorder.wait(20) == 0, wav.with_suffix(".log").read_text()
+    finally:
+        stop_process(recorder, 5)
+        stop_process(player, 5)
+    return Take(wav, held, stalled_periods, stalled_late, rt.hard_switches - hard, daemon.jack.xruns.count - xruns)
+
+
 def test_a_stalled_render_thread_fades_to_dry_and_back_while_the_jack_thread_runs_on(jackd, tmp_path):
+    """A take in which the server reported an xrun cannot judge clicks: some client missed the
+    cycle's deadline, and what jack_rec wrote then is not what stemd played (CI saw steps of 0.32 in
+    a take with 112 xruns, none in takes without). So the test records up to TAKES takes and judges
+    clicks on the first the server ran clean; everything else it judges on every take."""
     rate, period = jackd.rate, jackd.period
-    wav = tmp_path / "out.wav"
+    takes = []
     with running_daemon(jackd, tmp_path) as daemon:
         assert wait_until(lambda: daemon.jack.path.stats.wet, 15), daemon.stats()
         daemon.session.submit([Command(Action.MUTE, stem="vocals")], "test")  # wet is half the dry level
-        player, recorder = c_clients(jackd, wav, 4.0)
-        try:
-            time.sleep(2.0)
-            rt = daemon.jack.rt
-            periods, late, hard = rt.periods, rt.late, rt.hard_switches
-            held = hold_the_gil()
-            stalled_periods = rt.periods - periods
-            stalled_late = rt.late - late
-            assert wait_until(lambda: daemon.jack.renderer.wet, 2), daemon.stats()
-            assert recorder.wait(20) == 0
-        finally:
-            stop_process(recorder, 5)
-            stop_process(player, 5)
-        hard_after = rt.hard_switches
         latency = daemon.jack.path.latency
+        while len(takes) < TAKES and not any(take.xruns == 0 for take in takes):
+            takes.append(record_a_stall(daemon, jackd, tmp_path / f"take{len(takes)}.wav"))
+            time.sleep(latency / rate + 0.2)  # the last take's tone out of stemd before the next one
+    lead_s = latency_budget.render_lead(rate, period) / rate
+    for take in takes:
+        assert_the_stall_faded_to_dry_and_back(take, rate, period, lead_s)
+    clean = [take for take in takes if take.xruns == 0]
+    if not clean:
+        pytest.skip(f"the server reported xruns in every take ({[take.xruns for take in takes]}): no clean take")
+    out, source = recorded_out_and_source(clean[0].wav, rate)
+    limit = 1.3 * SINE_AMP * 2 * np.pi / 200  # the sine's steepest sample step, and some
+    found = clicks(out, source, latency, limit)
+    assert not found.size, f"clicks at {found[:10]} (sample steps up to {np.abs(np.diff(out))[found].max():.4f})"
+
+
+def recorded_out_and_source(wav: Path, rate: int) -> tuple[np.ndarray, np.ndarray]:
+    """stemd:out_L and its input from the player's first sample out of stemd on, past the
+    resampler's ringing on that onset."""
+    recorded = soundfile.read(wav, dtype="float32")[0]
+    onset = np.flatnonzero(np.abs(recorded[:, 0]) > 1e-3)[0]
+    recorded = recorded[onset + round(0.02 * rate):]
+    return recorded[:, 0], recorded[:, 1]
+
+
+def assert_the_stall_faded_to_dry_and_back(take: Take, rate: int, period: int, lead_s: float) -> None:
+    held = take.held
     assert held > 0.2, f"the GIL was held only {held:.3f} s of {STALL_S}"
     # The JACK thread ran every cycle while no Python thread could: the callback is compiled.
-    assert stalled_periods >= 0.9 * held * rate / period - 2, (stalled_periods, held)
+    assert take.stalled_periods >= 0.9 * held * rate / period - 2, take
     # The renderer could not keep up meanwhile: the callback played dry, and never switched hard.
-    lead_s = latency_budget.render_lead(rate, period) / rate
-    assert stalled_late >= 0.8 * (held - lead_s) * rate / period, (stalled_late, held)
-    assert hard_after == hard
-
-    recorded = soundfile.read(wav, dtype="float32")[0]
-    onset = np.flatnonzero(np.abs(recorded[:, 0]) > 1e-3)[0]  # the player's first sample out of stemd
-    recorded = recorded[onset + round(0.02 * rate):]  # past the resampler's ringing on that step
-    out, source = recorded[:, 0], recorded[:, 1]
+    assert take.stalled_late >= 0.8 * (held - lead_s) * rate / period, take
+    assert take.hard_switches == 0, take
+    out, _ = recorded_out_and_source(take.wav, rate)
     window = round(0.01 * rate)
     env = np.abs(out[: len(out) // window * window].reshape(-1, window)).max(axis=1)
     wet, dry = SINE_AMP * (1 - WEIGHTS["vocals"]), SINE_AMP
     assert env.min() > 0.9 * wet, "the output dipped below the separated level: it went (partly) silent"
     assert np.isclose(env, dry, rtol=0.05).sum() * 0.01 > 0.5 * (held - lead_s), "no dry passage during the stall"
     assert np.isclose(env, wet, rtol=0.05).mean() > 0.5, "not separated most of the time"
-    limit = 1.3 * dry * 2 * np.pi / 200  # the sine's steepest sample step, and some
-    found = clicks(out, source, latency, limit)
-    assert not found.size, f"clicks at {found[:10]} (sample steps up to {np.abs(np.diff(out))[found].max():.4f})"
 
 
 @pytest.mark.parametrize("model", ["oracle", "dry"])
