@@ -3,6 +3,7 @@
 import random
 
 from midi_rig import FrameSender, StemdMidi, wait_for
+from stemd.control.midi.clock import MidiClock
 from stemd.daemon.transport import BeatClock
 
 CLOCK, START, CONTINUE, STOP = b"\xf8", b"\xfa", b"\xfb", b"\xfc"
@@ -48,3 +49,31 @@ def test_clock_drives_the_beat_clock_with_transport(jackd):
         assert wait_for(lambda: not beat_clock.running)
         seq.send(CONTINUE)
         assert wait_for(lambda: beat_clock.running)
+
+
+def clocked(bpm_and_ticks, lose=(), jitter_s=0.002, seed=1):
+    """A MidiClock fed `count` ticks at each (bpm, count) in turn with ±jitter_s, minus the ticks
+    whose indices are in `lose`; returns the clock and the tempi it reported."""
+    rng, reported, t, i = random.Random(seed), [], 0.0, 0
+    clock = MidiClock(reported.append, lambda event: None)
+    for bpm, count in bpm_and_ticks:
+        for _ in range(count):
+            t += 60.0 / (bpm * 24)
+            if i not in lose:
+                clock.tick(t + rng.uniform(-jitter_s, jitter_s))
+            i += 1
+    return clock, reported
+
+
+def test_lost_ticks_do_not_bend_the_tempo():
+    _, steady = clocked([(127.3, 101)])
+    lose = {3, 10, 40, 41, 70}  # before the first fit, a run of two, and late in the window
+    clock, lossy = clocked([(127.3, 101)], lose=lose)
+    assert abs(lossy[-1] - 127.3) <= 0.1 and abs(lossy[-1] - steady[-1]) <= 0.1, (lossy, steady)
+    assert clock.lost == len(lose)
+
+
+def test_a_halved_tempo_is_a_new_tempo_not_lost_ticks():
+    clock, reported = clocked([(140.0, 100), (70.0, 100)])
+    assert abs(reported[-1] - 70.0) <= 0.1, reported
+    assert clock.lost <= 2  # the intervals before it tells a slower sender from lost ticks

@@ -39,6 +39,7 @@ SUITES: dict[str, str] = {
     "xruns": "stemd.benchmarks.xrun_soak:main",
     "recovery": "stemd.benchmarks.recovery:main",
     "command-delay": "stemd.benchmarks.command_delay:main",
+    "midi-clock": "stemd.benchmarks.midi_clock:main",
 }
 DEFAULT_PROVIDERS = [name for name in PROVIDERS if name not in ("frontier", "spleeter")]  # minutes each: ask for them
 DEFAULT_MODELS = ["small", "htdemucs-size", "htdemucs", "spleeter2"]
