@@ -17,6 +17,7 @@ from test_daemon_jack import wait_until
 
 from stemd.cli.status import render
 from stemd.control.commands import Action, Command
+from stemd.daemon.worker import STANDBY_AFTER_TAKEOVER_S
 from stemd.daemon.worker_priority import worker_cpus
 
 pytestmark = pytest.mark.jack
@@ -124,7 +125,11 @@ def test_a_killed_worker_is_replaced_at_once_by_the_loaded_standby(jackd, tmp_pa
         assert before["engine"]["priority"] == f"SCHED_BATCH, nice 10{pinned}"
         assert "standby    loaded, " in render(daemon.session.snapshot())
         before_kill = dry_periods(daemon)
-        _, player, recorder = kill_the_worker_mid_tone(jackd, daemon, 3.0)
+        # The recording ends half a second before the next standby starts loading on the workers'
+        # one CPU, so it judges the takeover, not that load. A standby's load has dry periods of its own:
+        # issue 22's open start-up gap, docs/decisions/daemon.md. In CI a 3 s take went dry ~0.1 s before
+        # its end, which is as close to the next standby's start as the test can time it.
+        _, player, recorder = kill_the_worker_mid_tone(jackd, daemon, 1.0 + STANDBY_AFTER_TAKEOVER_S - 0.5)
         recorder.wait_full(20)
         dry = dry_since(daemon, before_kill)
         after = daemon.stats()
