@@ -87,7 +87,11 @@ def test_type_press_and_watch_in_a_real_browser(jackd, tmp_path, record_property
                     mic.click()
                 wait.until(lambda d: not d.find_element(By.ID, "mic").is_enabled())
                 assert driver.find_element(By.ID, "mic-why").text.startswith("mic off:")
-            assert daemon.stats()["web"]["errors"] == 0 and daemon.state == "running"
+            assert daemon.stats()["web"]["errors"] == 0
+            # Separated again within seconds: with headless Chromium on the same 2 cores the render
+            # thread can be late for a moment (CI caught "running dry (render thread late)"), which
+            # the status reports and the callback covers with the dry signal; the page did no harm.
+            assert wait_until(lambda: daemon.state == "running", 5), daemon.state
         finally:
             tablet.close()
             player.close()
