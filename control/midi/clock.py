@@ -74,8 +74,12 @@ class MidiClock:
             return
         self._since_report = 0
         self._restart_on_tempo_change()
-        bpm = self.estimate()
-        if bpm is not None and (self.bpm is None or abs(bpm - self.bpm) >= self._resolution):
+        period = self._period()
+        bpm = _tempo(period)
+        if bpm is None:
+            return
+        self._tick_s = period
+        if self.bpm is None or abs(bpm - self.bpm) >= self._resolution:
             self.bpm = bpm
             self._on_tempo(bpm)
 
@@ -127,20 +131,15 @@ class MidiClock:
         den = sum((i - mean_i) ** 2 for i, _ in pulses)
         return num / den
 
-    def estimate(self) -> float | None:
-        """Tempo from the least-squares tick period, rounded to 0.01 BPM; None outside 20-400 BPM."""
-        if len(self._pulses) < 2:
-            return None
-        period = self._period()
-        if period <= 0:
-            return None
-        bpm = round(60.0 / (PPQN * period), 2)
-        if not MIN_BPM <= bpm <= MAX_BPM:
-            return None
-        self._tick_s = period
-        return bpm
-
     def transport(self, event: str) -> None:
         """'start' (from the top), 'continue' (from where it stopped) or 'stop'."""
         self.running = event != "stop"
         self._on_transport(event)
+
+
+def _tempo(period: float) -> float | None:
+    """BPM for a tick period, rounded to 0.01; None for a period no sender's tempo has."""
+    if period <= 0:
+        return None
+    bpm = round(60.0 / (PPQN * period), 2)
+    return bpm if MIN_BPM <= bpm <= MAX_BPM else None
