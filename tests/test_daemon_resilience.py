@@ -49,12 +49,15 @@ def tone_through(jackd, seconds):
     return player, recorder
 
 
+KILL_AT_S = 1.0  # how far into the recording kill_the_worker_mid_tone kills the worker
+
+
 def kill_the_worker_mid_tone(jackd, daemon, seconds):
-    """Vocals muted, a looped tone played and recorded for `seconds`, the worker SIGKILLed 1 s into
-    the recording. Returns the stats just before the kill, the player and the (filling) recorder."""
+    """Vocals muted, a looped tone played and recorded for `seconds`, the worker SIGKILLed KILL_AT_S
+    into the recording. Returns the stats just before the kill, the player and the (filling) recorder."""
     daemon.session.submit([Command(Action.MUTE, stem="vocals")], "test")
     player, recorder = tone_through(jackd, seconds)
-    time.sleep(1.0)
+    time.sleep(KILL_AT_S)
     before = daemon.stats()
     os.kill(before["engine"]["pid"], signal.SIGKILL)
     return before, player, recorder
@@ -129,7 +132,7 @@ def test_a_killed_worker_is_replaced_at_once_by_the_loaded_standby(jackd, tmp_pa
         # one CPU, so it judges the takeover, not that load. A standby's load has dry periods of its own:
         # issue 22's open start-up gap, docs/decisions/daemon.md. In CI a 3 s take went dry ~0.1 s before
         # its end, which is as close to the next standby's start as the test can time it.
-        _, player, recorder = kill_the_worker_mid_tone(jackd, daemon, 1.0 + STANDBY_AFTER_TAKEOVER_S - 0.5)
+        _, player, recorder = kill_the_worker_mid_tone(jackd, daemon, KILL_AT_S + STANDBY_AFTER_TAKEOVER_S - 0.5)
         recorder.wait_full(20)
         dry = dry_since(daemon, before_kill)
         after = daemon.stats()
