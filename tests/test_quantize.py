@@ -21,6 +21,7 @@ from stemd.daemon.session import Session
 
 STEMS = ("vocals", "drums", "bass", "other")
 BPMS = (84.0, 97.0, 128.0, 152.0)
+TAP_TRIES = 3  # bar lines the JACK test may watch per tempo to get one its tap recorded whole
 
 
 def first_change(out: np.ndarray, steady: float) -> int:
@@ -112,7 +113,7 @@ def test_timed_commands_land_on_the_bar_line_as_heard_at_the_output(jackd, tmp_p
         assert wait_until(lambda: daemon.jack.path.stats.wet, 15), daemon.stats()
         player = Player(jackd, np.full((2, jackd.rate), 0.5, np.float32), loop=True)
         tap = jackd.client("tap")
-        heard = np.zeros(60 * jackd.rate, np.float32)
+        heard = np.full(60 * jackd.rate, np.nan, np.float32)  # NaN: a cycle the tap did not record
         port = tap.inports.register("in")
 
         @tap.set_process_callback
@@ -131,13 +132,20 @@ def test_timed_commands_land_on_the_bar_line_as_heard_at_the_output(jackd, tmp_p
             mixer = daemon.session.mixer
             for bpm in BPMS:
                 daemon.session.submit([Command("tempo", bpm=bpm)], "test")
-                time.sleep(0.5)  # wet, steady output
-                applied = daemon.session.intent("mute the vocals on the next bar", "test")
-                assert applied.commands[0].at == "bar"
-                assert wait_until(lambda: mixer.pending(), 2)
-                landing = mixer.pending()[0]["frame"]
-                assert wait_until(lambda: mixer.frame > landing + jackd.rate // 10, 6)
-                window = heard[landing - 2000:landing + 200]
+                for _ in range(TAP_TRIES):
+                    time.sleep(0.5)  # wet, steady output
+                    applied = daemon.session.intent("mute the vocals on the next bar", "test")
+                    assert applied.commands[0].at == "bar"
+                    assert wait_until(lambda: mixer.pending(), 2)
+                    landing = mixer.pending()[0]["frame"]
+                    assert wait_until(lambda: mixer.frame > landing + jackd.rate // 10, 6)
+                    window = heard[landing - 2000:landing + 200]
+                    if not np.isnan(window).any():
+                        break
+                    # The tap (a Python client) missed a cycle around the bar line: no measurement.
+                    daemon.session.submit([Command("unmute", stem="vocals")], "test")
+                else:
+                    pytest.fail(f"{bpm} BPM: the tap missed a cycle around the bar line in {TAP_TRIES} tries")
                 start = landing - 2000 + first_change(window, float(np.median(window[:1500])))
                 beat = mixer.clock.beat_at(start)
                 spb = mixer.clock.samples_per_beat
