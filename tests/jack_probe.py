@@ -63,6 +63,10 @@ class Recorder:
         self.data = np.zeros((channels, round(seconds * self.client.samplerate)), np.float32)
         self.pos = 0
         self.start_frame: int | None = None
+        # Positions in `data` where the server ran cycles this (Python) client missed: the recording
+        # splices there, and a tone's continuity cannot be judged across the splice.
+        self.splices: list[int] = []
+        self._next_frame = 0
         self.recording = threading.Event()
         self.client.set_process_callback(self._process)
         self.client.activate()
@@ -70,8 +74,12 @@ class Recorder:
     def _process(self, n: int) -> None:
         if not self.recording.is_set() or self.pos >= self.data.shape[1]:
             return
+        frame = self.client.last_frame_time
         if self.start_frame is None:
-            self.start_frame = self.client.last_frame_time
+            self.start_frame = frame
+        elif frame != self._next_frame:
+            self.splices.append(self.pos)
+        self._next_frame = (frame + n) & 0xFFFFFFFF  # JACK frame times wrap at 32 bits
         m = min(n, self.data.shape[1] - self.pos)
         for c, p in enumerate(self.ports):
             self.data[c, self.pos:self.pos + m] = p.get_array()[:m]
