@@ -28,7 +28,6 @@ _ffi.cdef(
     int jack_set_latency_callback(void *client, JackLatencyCallback cb, void *arg);
     void jack_port_get_latency_range(void *port, jack_latency_callback_mode_t mode, jack_latency_range_t *range);
     void jack_port_set_latency_range(void *port, jack_latency_callback_mode_t mode, jack_latency_range_t *range);
-    int jack_recompute_total_latencies(void *client);
     """
 )
 _lib = _ffi.dlopen(ctypes.util.find_library("jack") or "libjack.so.0")
@@ -85,7 +84,3 @@ class LatencyReporter:
     @staticmethod
     def _error(exc_type: type, value: BaseException, _tb: object) -> None:
         log.error("latency callback failed: %s: %s", exc_type.__name__, value)
-
-    def recompute(self) -> None:
-        """Ask JACK to run the callback again (after the graph or `frames` changed)."""
-        _lib.jack_recompute_total_latencies(_handle(self._client))

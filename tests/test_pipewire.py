@@ -22,6 +22,7 @@ pytestmark = pytest.mark.jack
 
 LATENCY_MS = 200.0
 L = round(LATENCY_MS * RATE / 1000)
+LATENCY_SETTLE_S = 10.0
 OUTS = [f"{SINK}:playback_FL", f"{SINK}:playback_FR"]
 INS = [f"{SINK}:monitor_FL", f"{SINK}:monitor_FR"]
 
@@ -71,6 +72,13 @@ def _periods_advance(ask) -> bool:
     return ask()["periods"] > before
 
 
+def _latency_settled(ports: dict[str, JackPort]) -> bool:
+    """stemd's ports report L on top of the sink's ports they are linked to, in both directions."""
+    capture, playback = ports[INS[0]].capture, ports[OUTS[0]].playback
+    return (ports["stemd:out_L"].capture == (capture[0] + L, capture[1] + L)
+            and ports["stemd:in_L"].playback == (playback[0] + L, playback[1] + L))
+
+
 def test_under_pw_jack_stemd_has_its_ports_connections_and_reports_its_latency(pipewire, stemd):
     assert _periods_advance(stemd), "the process callback does not run under PipeWire"
     state = stemd()
@@ -78,12 +86,20 @@ def test_under_pw_jack_stemd_has_its_ports_connections_and_reports_its_latency(p
     ports = pipewire.ports()
     assert {"stemd:in_L", "stemd:in_R", "stemd:out_L", "stemd:out_R"} <= set(ports)
     assert ports["stemd:in_L"].connections == [INS[0]] and ports["stemd:out_R"].connections == [OUTS[1]]
+    # PipeWire's JACK carries latency through the graph asynchronously, after the connections: CI
+    # once read stemd's output capture latency as (0, 0) right after the links appeared. Every
+    # JACK client sees the same settling, so the test waits for it (and says how long it took).
+    started = time.monotonic()
+    wait_until(lambda: _latency_settled(pipewire.ports()), LATENCY_SETTLE_S, step=0.1)
+    unsettled = f"not settled {LATENCY_SETTLE_S} s after the links appeared"
+    ports = pipewire.ports()
     # Capture side: the sink's monitor feeds stemd, whose output adds exactly L on top of it.
     monitor_capture = ports[INS[0]].capture
-    assert ports["stemd:out_L"].capture == (monitor_capture[0] + L, monitor_capture[1] + L)
+    assert ports["stemd:out_L"].capture == (monitor_capture[0] + L, monitor_capture[1] + L), unsettled
     # Playback side: stemd's input is L further from the speaker than the sink's own input.
     sink_playback = ports[OUTS[0]].playback
-    assert ports["stemd:in_L"].playback == (sink_playback[0] + L, sink_playback[1] + L)
+    assert ports["stemd:in_L"].playback == (sink_playback[0] + L, sink_playback[1] + L), unsettled
+    print(f"under PipeWire: stemd's port latencies settled {time.monotonic() - started:.2f} s after its links")
     # And the audio itself comes out L later, as reported.
     probe = pipewire.command([sys.executable, str(Path(__file__).parent / "pw_impulse.py")],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
