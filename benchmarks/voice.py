@@ -187,7 +187,7 @@ class Rig:
 
 
 def run(engine: str, snrs: list[float | None], speeds: list[int], voices: list[str], realtime: bool,
-        min_confidence: float, latency_trials: int, tuning: bool = False) -> dict:
+        min_confidence: float, latency_trials: int, tuning: bool = False, release_after_s: float = TAIL_S) -> dict:
     backing = speech.music(12.0, RATE, seed=TUNING_SONG_SEED if tuning else 1)
     rig_for = (lambda activation="push_to_talk": Rig.english(activation)) \
         if engine == "pocketsphinx" else (lambda activation="push_to_talk": Rig(activation, min_confidence=min_confidence))
@@ -205,11 +205,13 @@ def run(engine: str, snrs: list[float | None], speeds: list[int], voices: list[s
             trial = rig.say(audio, audio.shape[0], speed=1.0 if realtime else None)
             rig.reset_mixer()
             junk.append({"input": name, "heard": trial.heard, "commands": [c.to_dict() for c in trial.commands]})
-        latency, cpu = _realtime(rig, phrases[:latency_trials], voices[0], backing, press=True)
+        latency, cpu = _realtime(rig, phrases[:latency_trials], voices[0], backing, press=True,
+                                 release_after_s=release_after_s)
     with rig_for("always") as rig:
         always, always_cpu = _realtime(rig, phrases[:latency_trials], voices[0], backing, press=False)
     return {"engine": engine, "min_confidence": min_confidence, "trials": rows, "junk": junk,
             "summary": _summary(rows), "ptt_realtime_latency_ms": _stats(latency),
+            "ptt_release_after_last_word_s": release_after_s,
             "always_latency_ms": _stats(always), "listener_cpu": {"push_to_talk": cpu, "always": always_cpu}}
 
 
@@ -224,12 +226,15 @@ def _trial(rig: Rig, phrase: str, voice: str, wpm: int, backing: np.ndarray, snr
             "recognised_ms": _ms(trial.recognised_s), "error": trial.error}
 
 
-def _realtime(rig: Rig, phrases: list[str], voice: str, backing: np.ndarray, press: bool) -> tuple[list, dict]:
-    """Phrases at 20 dB SNR played in real time: latencies, and the listener thread's CPU over wall."""
+def _realtime(rig: Rig, phrases: list[str], voice: str, backing: np.ndarray, press: bool,
+              release_after_s: float = TAIL_S) -> tuple[list, dict]:
+    """Phrases at 20 dB SNR played in real time: latencies, and the listener thread's CPU over wall.
+    Push-to-talk lets go `release_after_s` after the last word (espeak-ng's own trailing silence cut)."""
     latencies, cpu0, wall0 = [], rig.listener_cpu_s(), time.monotonic()
     for i, phrase in enumerate(phrases):
-        audio, end = speech.mix(speech.speak(phrase, RATE, voice), np.roll(backing, i * RATE), 20.0, 0.4,
-                                TAIL_S if press else 1.2, RATE)
+        said = speech.speak(phrase, RATE, voice)
+        audio, end = speech.mix(speech.trimmed(said) if press else said, np.roll(backing, i * RATE), 20.0, 0.4,
+                                release_after_s if press else 1.2, RATE)
         latencies.append(rig.say(audio, end, press=press, speed=1.0).latency_s)
         rig.reset_mixer()
     wall = time.monotonic() - wall0
@@ -313,7 +318,9 @@ def print_table(report: dict) -> None:
         a, cpu = report[key], report["listener_cpu"][mode]
         if not a["n"]:
             continue
-        print(f"{label} → applied ms, real time at 20 dB: median {a.get('median')}, p95 {a.get('p95')} "
+        after = f", let go {report['ptt_release_after_last_word_s']:g} s after the last word" if mode == "push_to_talk" \
+            and "ptt_release_after_last_word_s" in report else ""
+        print(f"{label} → applied ms, real time at 20 dB{after}: median {a.get('median')}, p95 {a.get('p95')} "
               f"(n={a['n']}); listener thread CPU {cpu['share_of_one_core']:.0%} of one core "
               f"({cpu['cpu_s']} s over {cpu['wall_s']} s)")
 
@@ -344,6 +351,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--voices", nargs="*", help=f"espeak-ng voices (vosk: ko; pocketsphinx: {' '.join(ENGLISH_VOICES)})")
     ap.add_argument("--min-confidence", type=float, default=0.6, help="[voice] min_confidence to test (Vosk only)")
     ap.add_argument("--latency-trials", type=int, default=20, help="phrases played in real time for latency and CPU")
+    ap.add_argument("--release-after-s", type=float, default=TAIL_S,
+                    help="real-time push-to-talk trials: the button is let go this long after the last word")
     ap.add_argument("--tuning", action="store_true",
                     help="pocketsphinx: the TUNING set (its commands, voices, rate and song) instead of the held-out one")
     ap.add_argument("--merge", type=Path, nargs="+", metavar="JSON",
@@ -361,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
                  args.wpm or ([TUNING_WPM] if args.tuning else [140, 180] if english else [130, 160]),
                  args.voices or (TUNING_VOICES if args.tuning else ENGLISH_VOICES if english else ["ko"]),
                  realtime=not args.fast, min_confidence=args.min_confidence, latency_trials=args.latency_trials,
-                 tuning=args.tuning and english)
+                 tuning=args.tuning and english, release_after_s=args.release_after_s)
     print_table(report)
     if args.json:
         args.json.write_text(json.dumps(report, ensure_ascii=False, indent=1))

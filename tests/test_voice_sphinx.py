@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import soxr
 import vosk
 
 from stemd.benchmarks.voice import RATE, TAIL_S, Rig, korean_model
@@ -172,3 +173,29 @@ def test_wake_word_must_open_the_command():
         overheard = rig.say(*spoken("instrumental", tail_s=1.2), press=False, speed=None, wait_s=1.0)
     assert addressed.commands and addressed.commands == rig.expected("instrumental"), addressed
     assert overheard.commands == (), overheard
+
+
+def _fed(recognizer: sphinx.SphinxRecognizer, audio: np.ndarray) -> None:
+    pcm16k = soxr.resample(audio, RATE, 16000).astype(np.float32)
+    for at in range(0, pcm16k.shape[0], 160):  # 10 ms blocks, as the listener reads the mic ring
+        recognizer.accept(pcm16k[at:at + 160])
+
+
+def test_the_second_pass_is_done_before_the_release_when_the_command_has_ended(grammar):
+    """With the performer's usual pause before letting go, the sentence is verified while the button
+    is held and the release reuses that verdict; released right on the last word, it runs at the release."""
+    recognizer = sphinx.SphinxRecognizer(grammar)
+    for warm_up in ("reset", "instrumental"):  # the first utterances adapt the cepstral mean
+        _fed(recognizer, spoken(warm_up)[0])
+        recognizer.finish()
+    before = dict(recognizer.second_passes)
+    _fed(recognizer, spoken("solo the vocals", tail_s=TAIL_S)[0])
+    assert recognizer.second_passes["ahead"] > before["ahead"]  # while the button is still held
+    heard = recognizer.finish()
+    assert heard is not None and heard.rejected is None and heard.text == "solo the vocals", heard
+    assert recognizer.second_passes["reused"] == before["reused"] + 1
+    assert recognizer.second_passes["at_release"] == before["at_release"]
+    said = speech.trimmed(speech.speak("solo the vocals", RATE, "en-us", 160))
+    _fed(recognizer, speech.mix(said, None, None, 0.4, 0.0, RATE)[0])
+    recognizer.finish()
+    assert recognizer.second_passes["at_release"] == before["at_release"] + 1

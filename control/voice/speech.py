@@ -32,6 +32,13 @@ def speak(text: str, rate: int, voice: str = "ko", words_per_minute: int = 130) 
     return soxr.resample(audio, sr, rate).astype(np.float32)
 
 
+def trimmed(said: np.ndarray, threshold: float = 0.01) -> np.ndarray:
+    """`said` without the silence espeak-ng appends after the last word (~0.35 s), so that a tail
+    added after it is the time from the last word."""
+    loud = np.nonzero(np.abs(said) > threshold)[0]
+    return said[:loud[-1] + 1] if loud.size else said[:0]
+
+
 def music(seconds: float, rate: int, seed: int = 1) -> np.ndarray:
     """The engine's synthetic song (FluidSynth drums, bass, chords and espeak-ng vocals), mono float32:
     music with a voice in it, the hardest thing for a command recogniser to ignore."""

@@ -6,8 +6,10 @@ restricted to the command grammar (`jsgf.py`): one command sentence with free "g
 before and after it (the music or noise around a command), or garbage alone. An utterance is
 refused when its path is garbage only or has garbage inside the command, when it is not a whole
 sentence (the audio ended mid-command), or when a second pass finds that the sentence does not fit
-its own stretch of audio better than free phones. `[voice] min_confidence` is Vosk's: without the
-lattice pass (too costly here) PocketSphinx has no word posteriors worth a threshold.
+its own stretch of audio better than free phones. That second pass runs ahead of the release, as
+soon as the running best path is a whole sentence that has ended, so a release usually finds it done.
+`[voice] min_confidence` is Vosk's: without the lattice pass (too costly here) PocketSphinx has no
+word posteriors worth a threshold.
 
 Push-to-talk needs no endpointing: the button bounds the utterance. With `endpointing` (wake word,
 always-on) PocketSphinx's own voice-activity endpointer cuts the stream into utterances, and one that
@@ -35,6 +37,12 @@ VERIFY = "verify"
 VERIFY_INSERTION_PENALTY = 0.2
 VERIFY_MARGIN_FRAMES = 5
 FRAME_BYTES = 2 * RATE // 100  # one 10 ms feature frame of 16-bit samples
+# The second pass runs ahead, while the button is still held: once the first pass's running best
+# path is a whole sentence whose last word ended SETTLE_FRAMES ago, that sentence is verified on its
+# stretch of audio, and the release reuses the answer when the final path has the same sentence on
+# the same frames. The check runs every CHECK_FRAMES of audio fed.
+SETTLE_FRAMES = 15
+CHECK_FRAMES = 5
 
 
 @functools.lru_cache(maxsize=4)
@@ -71,6 +79,10 @@ class SphinxRecognizer:
         self._utterance = bytearray()  # what the decoder heard since start_utt, for the second pass
         self._in_utt = False
         self._frames = 0
+        self._checked_at = 0  # the decoder frame of the last look ahead
+        self._verdict: tuple[tuple[str, int, int], bool] | None = None  # (sentence, span) -> verified
+        # Second passes run ahead of the release, those a release reused, those run at the release.
+        self.second_passes = {"ahead": 0, "reused": 0, "at_release": 0}
 
     def accept(self, samples: np.ndarray) -> Utterance | None:
         """Feed float samples at 16 kHz; with endpointing, returns an utterance when its speech ends."""
@@ -98,22 +110,50 @@ class SphinxRecognizer:
             return None
         self._decoder.end_utt()
         self._in_utt, self._frames = False, 0
-        audio, self._utterance = bytes(self._utterance), bytearray()
+        verdict, self._verdict = self._verdict, None
+        heard, span = self._best_path()
+        if heard is not None and not heard.rejected:
+            if verdict is not None and verdict[0] == (heard.text, *span):
+                verified = verdict[1]
+                self.second_passes["reused"] += 1
+            else:
+                verified = self._verified(heard.text, span)
+                self.second_passes["at_release"] += 1
+            if not verified:
+                heard = Utterance(heard.words, "the command did not fit its own audio better than free phones")
+        self._utterance = bytearray()
+        return heard
+
+    def _best_path(self) -> tuple[Utterance | None, tuple[int, int]]:
+        """The decoder's best path so far (or final, after end_utt) judged, and the decoder frames
+        [first, last] of its sentence's words (0, 0 when there is no sentence)."""
         hyp = self._decoder.hyp()
         if hyp is None or not hyp.hypstr.strip():
-            return None
+            return None, (0, 0)
         segments = [s for s in self._decoder.seg() if _is_word(_base(s.word))]
         heard = judge(tuple(Word(_base(s.word), float(s.prob)) for s in segments), self.grammar)
         if heard is None or heard.rejected:
-            return heard
+            return heard, (0, 0)
         spoken = [s for s in segments if _base(s.word) not in jsgf.GARBAGE]
-        start = max(0, spoken[0].start_frame - VERIFY_MARGIN_FRAMES) * FRAME_BYTES
-        end = (spoken[-1].end_frame + 1 + VERIFY_MARGIN_FRAMES) * FRAME_BYTES
-        if not self._verified(heard.text, audio[start:end]):
-            return Utterance(heard.words, "the command did not fit its own audio better than free phones")
-        return heard
+        return heard, (spoken[0].start_frame, spoken[-1].end_frame)
 
-    def _verified(self, sentence: str, audio: bytes) -> bool:
+    def _look_ahead(self) -> None:
+        """Verify the running best path's sentence before the release, once its last word has
+        settled, so that the release finds the second pass done (`finish` reuses the verdict when
+        the final path keeps that sentence on those frames)."""
+        now = self._decoder.n_frames()
+        if now - self._checked_at < CHECK_FRAMES:
+            return
+        self._checked_at = now
+        heard, span = self._best_path()
+        if heard is None or heard.rejected or now - span[1] < SETTLE_FRAMES:
+            return
+        key = (heard.text, *span)
+        if self._verdict is None or self._verdict[0] != key:
+            self._verdict = (key, self._verified(heard.text, span))
+            self.second_passes["ahead"] += 1
+
+    def _verified(self, sentence: str, span: tuple[int, int]) -> bool:
         """The second pass: over only the stretch where the sentence was heard (the music or chatter
         around it, which the first pass gave to garbage phones, left out), does the sentence itself
         fit better than free phones? The first pass weighs it against every other sentence and lets
@@ -122,8 +162,10 @@ class SphinxRecognizer:
         self._verifier.add_jsgf_string(VERIFY, self.grammar.verifier(sentence))
         self._verifier.activate_search(VERIFY)
         self._verifier.set_cmn(self._decoder.get_cmn())  # the mean the first pass has learnt of this mic
+        start = max(0, span[0] - VERIFY_MARGIN_FRAMES) * FRAME_BYTES
+        end = (span[1] + 1 + VERIFY_MARGIN_FRAMES) * FRAME_BYTES
         self._verifier.start_utt()
-        self._verifier.process_raw(audio, False, False)
+        self._verifier.process_raw(bytes(self._utterance[start:end]), False, False)
         self._verifier.end_utt()
         hyp = self._verifier.hyp()
         return hyp is not None and " ".join(_base(w) for w in hyp.hypstr.split()) == sentence
@@ -131,10 +173,11 @@ class SphinxRecognizer:
     def _feed(self, pcm: bytes) -> None:
         if not self._in_utt:
             self._decoder.start_utt()
-            self._in_utt = True
+            self._in_utt, self._checked_at = True, 0
         self._decoder.process_raw(pcm, False, False)
         self._utterance += pcm
         self._frames += len(pcm) // 2
+        self._look_ahead()
 
 
 def judge(words: tuple[Word, ...], command_grammar: jsgf.Grammar) -> Utterance | None:
