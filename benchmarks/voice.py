@@ -210,9 +210,9 @@ def run(engine: str, snrs: list[float | None], speeds: list[int], voices: list[s
     with rig_for("always") as rig:
         always, always_cpu = _realtime(rig, phrases[:latency_trials], voices[0], backing, press=False)
     return {"engine": engine, "min_confidence": min_confidence, "trials": rows, "junk": junk,
-            "summary": _summary(rows), "ptt_realtime_latency_ms": _stats(latency),
+            "summary": _summary(rows), "ptt_realtime_latency_ms": _per_trial(latency),
             "ptt_release_after_last_word_s": release_after_s,
-            "always_latency_ms": _stats(always), "listener_cpu": {"push_to_talk": cpu, "always": always_cpu}}
+            "always_latency_ms": _per_trial(always), "listener_cpu": {"push_to_talk": cpu, "always": always_cpu}}
 
 
 def _trial(rig: Rig, phrase: str, voice: str, wpm: int, backing: np.ndarray, snr: float | None,
@@ -281,6 +281,12 @@ def _stats(latencies: list[float | None]) -> dict:
         return {"n": 0}
     return {"n": len(got), "median": round(statistics.median(got), 1),
             "p95": round(got[min(len(got) - 1, int(0.95 * len(got)))], 1), "max": round(got[-1], 1)}
+
+
+def _per_trial(latencies: list[float | None]) -> dict:
+    """The statistics and every trial's latency in phrase order (None: nothing applied), so that runs
+    can be pooled: with 20 trials a run's p95 is its slowest trial."""
+    return {**_stats(latencies), "trials_ms": [_ms(x) for x in latencies]}
 
 
 def _seconds(rows: list[dict], key: str) -> list[float]:
