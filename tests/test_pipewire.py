@@ -72,11 +72,13 @@ def _periods_advance(ask) -> bool:
     return ask()["periods"] > before
 
 
-def _latency_settled(ports: dict[str, JackPort]) -> bool:
-    """stemd's ports report L on top of the sink's ports they are linked to, in both directions."""
+def _latencies(ports: dict[str, JackPort]) -> dict[str, tuple[tuple[int, int], tuple[int, int]]]:
+    """What stemd's ports report against what they should: L on top of the sink's ports they are
+    linked to. Capture side: the sink's monitor feeds stemd, whose output adds exactly L on top of it.
+    Playback side: stemd's input is L further from the speaker than the sink's own input."""
     capture, playback = ports[INS[0]].capture, ports[OUTS[0]].playback
-    return (ports["stemd:out_L"].capture == (capture[0] + L, capture[1] + L)
-            and ports["stemd:in_L"].playback == (playback[0] + L, playback[1] + L))
+    return {"stemd:out_L capture": (ports["stemd:out_L"].capture, (capture[0] + L, capture[1] + L)),
+            "stemd:in_L playback": (ports["stemd:in_L"].playback, (playback[0] + L, playback[1] + L))}
 
 
 def test_under_pw_jack_stemd_has_its_ports_connections_and_reports_its_latency(pipewire, stemd):
@@ -90,15 +92,10 @@ def test_under_pw_jack_stemd_has_its_ports_connections_and_reports_its_latency(p
     # once read stemd's output capture latency as (0, 0) right after the links appeared. Every
     # JACK client sees the same settling, so the test waits for it (and says how long it took).
     started = time.monotonic()
-    wait_until(lambda: _latency_settled(pipewire.ports()), LATENCY_SETTLE_S, step=0.1)
-    unsettled = f"not settled {LATENCY_SETTLE_S} s after the links appeared"
-    ports = pipewire.ports()
-    # Capture side: the sink's monitor feeds stemd, whose output adds exactly L on top of it.
-    monitor_capture = ports[INS[0]].capture
-    assert ports["stemd:out_L"].capture == (monitor_capture[0] + L, monitor_capture[1] + L), unsettled
-    # Playback side: stemd's input is L further from the speaker than the sink's own input.
-    sink_playback = ports[OUTS[0]].playback
-    assert ports["stemd:in_L"].playback == (sink_playback[0] + L, sink_playback[1] + L), unsettled
+    settled = lambda: all(got == want for got, want in _latencies(pipewire.ports()).values())  # noqa: E731
+    wait_until(settled, LATENCY_SETTLE_S, step=0.1)
+    for port, (got, want) in _latencies(pipewire.ports()).items():
+        assert got == want, f"{port} latency {got}, not {want}, {LATENCY_SETTLE_S} s after the links appeared"
     print(f"under PipeWire: stemd's port latencies settled {time.monotonic() - started:.2f} s after its links")
     # And the audio itself comes out L later, as reported.
     probe = pipewire.command([sys.executable, str(Path(__file__).parent / "pw_impulse.py")],
