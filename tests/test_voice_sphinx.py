@@ -176,9 +176,10 @@ def test_wake_word_must_open_the_command():
 
 
 def _fed(recognizer: sphinx.SphinxRecognizer, audio: np.ndarray) -> None:
-    pcm16k = soxr.resample(audio, RATE, 16000).astype(np.float32)
-    for at in range(0, pcm16k.shape[0], 160):  # 10 ms blocks, as the listener reads the mic ring
-        recognizer.accept(pcm16k[at:at + 160])
+    pcm = soxr.resample(audio, RATE, sphinx.RATE).astype(np.float32)
+    block = sphinx.RATE // 100  # 10 ms blocks, as the listener reads the mic ring
+    for at in range(0, pcm.shape[0], block):
+        recognizer.accept(pcm[at:at + block])
 
 
 def test_the_second_pass_is_done_before_the_release_when_the_command_has_ended(grammar):
