@@ -81,6 +81,26 @@ def test_an_utterance_is_judged_whole(grammar):
     assert sphinx.judge((), grammar) is None
 
 
+def test_speech_as_loud_as_the_sentence_beside_it_is_detected():
+    """Frames 40-139 hold the sentence; what lies beside it decides. Music 10 dB under the voice and a
+    short burst are the sound around a command; 300 ms as loud as the voice are words the garbage took."""
+    rng = np.random.default_rng(0)
+    frame = sphinx.FRAME_BYTES // 2
+
+    def pcm(*stretches: tuple[int, float]) -> bytes:
+        level = np.concatenate([np.full(n * frame, a, np.float32) for n, a in stretches])
+        return (rng.standard_normal(level.size) * level * 32767).astype(np.int16).tobytes()
+
+    voice, music = 0.1, 0.1 * 10 ** (-10 / 20)
+    span = (40, 139)
+    assert not sphinx.said_beside(pcm((40, 1e-3), (100, voice), (60, 1e-3)), span)
+    assert not sphinx.said_beside(pcm((40, music), (100, voice), (60, music)), span)
+    assert not sphinx.said_beside(pcm((40, 1e-3), (100, voice), (10, voice), (50, 1e-3)), span)  # 100 ms
+    assert sphinx.said_beside(pcm((40, 1e-3), (100, voice), (30, voice), (30, 1e-3)), span)  # words after
+    assert sphinx.said_beside(pcm((40, voice), (100, voice), (60, 1e-3)), span)  # words before
+    assert not sphinx.said_beside(pcm((100, voice)), (0, 99))  # nothing beside it
+
+
 def test_the_grammar_holds_command_sentences_not_free_combinations(grammar):
     """Each verb family takes only the tails the parser reads for it, and the spoken "turn up" is in."""
     for sentence in ("turn up the bass a bit", "turn down the vocals by three db", "fade out the bass over four bars",
@@ -200,3 +220,23 @@ def test_the_second_pass_is_done_before_the_release_when_the_command_has_ended(g
     _fed(recognizer, speech.mix(said, None, None, 0.4, 0.0, RATE)[0])
     recognizer.finish()
     assert recognizer.second_passes["at_release"] == before["at_release"] + 1
+
+
+def test_a_command_with_chatter_beside_it_is_refused_not_cut_out(grammar):
+    """Chatter said in the same press, right after or before the command, would be garbage phones
+    around a command the first pass hears whole: "bring in the bass" inside "... where is the
+    bathroom" is what a performer did not mean, so it is refused, and the command alone still goes."""
+    recognizer = sphinx.SphinxRecognizer(grammar)
+    for warm_up in ("reset", "instrumental"):  # the first utterances adapt the cepstral mean
+        _fed(recognizer, spoken(warm_up)[0])
+        recognizer.finish()
+    for command, chatter in (("solo the vocals", "what is the weather like today"),
+                             ("bring in the bass", "where is the bathroom"), ("unsolo", "let me tell you a story")):
+        said, other = (speech.trimmed(speech.speak(text, RATE, "en-us", 160)) for text in (command, chatter))
+        for both in (np.concatenate([said, other]), np.concatenate([other, said])):
+            _fed(recognizer, speech.mix(both, None, None, 0.4, TAIL_S, RATE)[0])
+            heard = recognizer.finish()
+            assert heard is not None and "more was said" in (heard.rejected or ""), (command, chatter, heard)
+        _fed(recognizer, spoken(command)[0])
+        heard = recognizer.finish()
+        assert heard is not None and heard.rejected is None and heard.text == command, heard

@@ -5,9 +5,11 @@ the listener, activation and parser path do not care which engine heard the word
 restricted to the command grammar (`jsgf.py`): one command sentence with free "garbage" phones
 before and after it (the music or noise around a command), or garbage alone. An utterance is
 refused when its path is garbage only or has garbage inside the command, when it is not a whole
-sentence (the audio ended mid-command), or when a second pass finds that the sentence does not fit
-its own stretch of audio better than free phones. That second pass runs ahead of the release, as
-soon as the running best path is a whole sentence that has ended, so a release usually finds it done.
+sentence (the audio ended mid-command), when something as loud as the command was said beside it
+(the garbage took words the first pass could not fit, so the sentence is only part of what was said),
+or when a second pass finds that the sentence does not fit its own stretch of audio better than free
+phones. That second pass runs ahead of the release, as soon as the running best path is a whole
+sentence that has ended, so a release usually finds it done.
 `[voice] min_confidence` is Vosk's: without the lattice pass (too costly here) PocketSphinx has no
 word posteriors worth a threshold.
 
@@ -43,6 +45,15 @@ FRAME_BYTES = 2 * RATE // 100  # one 10 ms feature frame of 16-bit samples
 # the same frames. The check runs every CHECK_FRAMES of audio fed.
 SETTLE_FRAMES = 15
 CHECK_FRAMES = 5
+# Speech beside the sentence: the garbage at the edges is meant for the music around a command, but it
+# also swallows words the first pass could not fit ("fade out the other [over two bars]" heard as
+# "fade out the other", "[mute the vocals and] bring in the bass"). Those words are as loud as the
+# sentence; music under a command is quieter than the voice over it. So a path is refused when, outside
+# the sentence's frames, a run of BESIDE_FRAMES frames is within BESIDE_DB of the sentence's median
+# frame energy (both smoothed over SMOOTH_FRAMES). Tuned on the tuning set (docs/decisions/voice.md).
+BESIDE_DB = 3.0
+BESIDE_FRAMES = 20
+SMOOTH_FRAMES = 5
 
 
 @functools.lru_cache(maxsize=4)
@@ -112,6 +123,8 @@ class SphinxRecognizer:
         self._in_utt, self._frames = False, 0
         verdict, self._verdict = self._verdict, None
         heard, span = self._best_path()
+        if heard is not None and not heard.rejected and said_beside(bytes(self._utterance), span):
+            heard = Utterance(heard.words, "more was said than the command heard (as loud, around it)")
         if heard is not None and not heard.rejected:
             if verdict is not None and verdict[0] == (heard.text, *span):
                 verified = verdict[1]
@@ -178,6 +191,21 @@ class SphinxRecognizer:
         self._utterance += pcm
         self._frames += len(pcm) // 2
         self._look_ahead()
+
+
+def said_beside(pcm: bytes, span: tuple[int, int]) -> bool:
+    """Whether the 16-bit `pcm` of an utterance holds, outside the decoder frames `span` = [first, last]
+    of its sentence, BESIDE_FRAMES frames in a row about as loud as the sentence (module comment)."""
+    frames = len(pcm) // FRAME_BYTES
+    if span[0] >= frames:
+        return False
+    samples = np.frombuffer(pcm, np.int16, frames * FRAME_BYTES // 2).astype(np.float32) / 32768.0
+    power = np.mean(samples.reshape(frames, -1) ** 2, axis=1)
+    level = 10.0 * np.log10(np.convolve(power, np.ones(SMOOTH_FRAMES) / SMOOTH_FRAMES, mode="same") + 1e-12)
+    loud = level > np.median(level[span[0]:span[1] + 1]) - BESIDE_DB
+    loud[span[0]:span[1] + 1] = False
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], loud.astype(np.int8), [0]))))
+    return bool(edges.size) and int(np.max(edges[1::2] - edges[::2])) >= BESIDE_FRAMES
 
 
 def judge(words: tuple[Word, ...], command_grammar: jsgf.Grammar) -> Utterance | None:
