@@ -5,11 +5,11 @@ the listener, activation and parser path do not care which engine heard the word
 restricted to the command grammar (`jsgf.py`): one command sentence with free "garbage" phones
 before and after it (the music or noise around a command), or garbage alone. An utterance is
 refused when its path is garbage only or has garbage inside the command, when it is not a whole
-sentence (the audio ended mid-command), when something as loud as the command was said beside it
-(the garbage took words the first pass could not fit, so the sentence is only part of what was said),
-or when a second pass finds that the sentence does not fit its own stretch of audio better than free
-phones. That second pass runs ahead of the release, as soon as the running best path is a whole
-sentence that has ended, so a release usually finds it done.
+sentence (the audio ended mid-command), at push-to-talk when something as loud as the command was
+said beside it (the garbage took words the first pass could not fit, so the sentence is only part of
+what was said), or when a second pass finds that the sentence does not fit its own stretch of audio
+better than free phones. That second pass runs ahead of the release, as soon as the running best
+path is a whole sentence that has ended, so a release usually finds it done.
 `[voice] min_confidence` is Vosk's: without the lattice pass (too costly here) PocketSphinx has no
 word posteriors worth a threshold.
 
@@ -51,6 +51,8 @@ CHECK_FRAMES = 5
 # sentence; music under a command is quieter than the voice over it. So a path is refused when, outside
 # the sentence's frames, a run of BESIDE_FRAMES frames is within BESIDE_DB of the sentence's median
 # frame energy (both smoothed over SMOOTH_FRAMES). Tuned on the tuning set (docs/decisions/voice.md).
+# Push-to-talk only: with endpointing, the voice-activity detector takes music for speech and joins
+# phrases a pause apart into one utterance, which the check would then refuse whole.
 BESIDE_DB = 3.0
 BESIDE_FRAMES = 20
 SMOOTH_FRAMES = 5
@@ -123,7 +125,8 @@ class SphinxRecognizer:
         self._in_utt, self._frames = False, 0
         verdict, self._verdict = self._verdict, None
         heard, span = self._best_path()
-        if heard is not None and not heard.rejected and said_beside(bytes(self._utterance), span):
+        if heard is not None and not heard.rejected and self._endpointer is None \
+                and said_beside(bytes(self._utterance), span):
             heard = Utterance(heard.words, "more was said than the command heard (as loud, around it)")
         if heard is not None and not heard.rejected:
             if verdict is not None and verdict[0] == (heard.text, *span):
