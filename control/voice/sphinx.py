@@ -126,7 +126,7 @@ class SphinxRecognizer:
         verdict, self._verdict = self._verdict, None
         heard, span = self._best_path()
         if heard is not None and not heard.rejected and self._endpointer is None \
-                and said_beside(bytes(self._utterance), span):
+                and said_beside(self._utterance, span):
             heard = Utterance(heard.words, "more was said than the command heard (as loud, around it)")
         if heard is not None and not heard.rejected:
             if verdict is not None and verdict[0] == (heard.text, *span):
@@ -196,7 +196,7 @@ class SphinxRecognizer:
         self._look_ahead()
 
 
-def said_beside(pcm: bytes, span: tuple[int, int]) -> bool:
+def said_beside(pcm: bytes | bytearray, span: tuple[int, int]) -> bool:
     """Whether the 16-bit `pcm` of an utterance holds, outside the decoder frames `span` = [first, last]
     of its sentence, BESIDE_FRAMES frames in a row about as loud as the sentence (module comment)."""
     frames = len(pcm) // FRAME_BYTES
