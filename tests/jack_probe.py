@@ -105,3 +105,21 @@ class Recorder:
     def close(self) -> None:
         self.client.deactivate()
         self.client.close()
+
+
+class XrunWatch:
+    """Counts the xruns the server reports while it is open: a period the server could not finish
+    (any client late) breaks every recording in it, whatever stemd did."""
+
+    def __init__(self, jackd, name: str = "xrunwatch") -> None:
+        self.count = 0
+        self.client = jackd.client(name)
+        self.client.set_xrun_callback(self._xrun)
+        self.client.activate()
+
+    def _xrun(self, delayed_usecs: float) -> None:
+        self.count += 1
+
+    def close(self) -> None:
+        self.client.deactivate()
+        self.client.close()

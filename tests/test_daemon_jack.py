@@ -23,23 +23,31 @@ def wait_until(condition, timeout, step=0.05):
     return False
 
 
+def undisturbed(disturbances, measure, attempts=4, retake_passes=True):
+    """`measure()` repeated while a run sees new `disturbances()` (a count or a tuple of counts:
+    xruns, periods played dry). A run the machine disturbed may have failed its assertion for that
+    reason, so it is repeated; one that failed undisturbed is a real failure. `retake_passes`: a
+    disturbed run that passed is repeated too, because its figure (a delay) is off. On a machine too
+    loaded for even one undisturbed run, the last run stands."""
+    for attempt in range(1, attempts + 1):
+        before = disturbances()
+        try:
+            result = measure()
+        except AssertionError:
+            if disturbances() == before or attempt == attempts:
+                raise
+        else:
+            if disturbances() == before or not retake_passes or attempt == attempts:
+                return result
+        print(f"run {attempt} was disturbed ({before} -> {disturbances()}); repeating")
+
+
 def xrun_free(daemon, measure, attempts=4):
     """`measure()` repeated until one run sees no xrun: a period the server ran without a client
     shifts that client's own frame count, so the figure of an xrun-free run is the one that states
     the daemon's latency. A run with an xrun may also have lost the probe signal itself (the test
-    player, a Python client, finished a cycle late and the server played silence for it), so its
-    failed assertion is repeated too. On a machine too loaded for even one, the last run stands."""
-    for attempt in range(attempts):
-        before = daemon.jack.xruns.count
-        try:
-            result = measure()
-        except AssertionError:
-            if daemon.jack.xruns.count == before or attempt == attempts - 1:
-                raise
-        if daemon.jack.xruns.count == before:
-            break
-        print(f"measurement {attempt + 1} saw {daemon.jack.xruns.count - before} xruns; repeating")
-    return result
+    player, a Python client, finished a cycle late and the server played silence for it)."""
+    return undisturbed(lambda: daemon.jack.xruns.count, measure, attempts)
 
 
 def through_stemd(jackd, signal, seconds):
@@ -124,17 +132,28 @@ def test_mixer_commands_act_on_the_separated_output(jackd, tmp_path):
         daemon.session.submit([Command(Action.MUTE, stem="vocals")], "test")
         rate = jackd.rate
         tone = (0.5 * np.sin(2 * np.pi * 440 * np.arange(rate) / rate)).astype(np.float32)
-        player, recorder = Player(jackd, np.stack([tone, tone]), loop=True), Recorder(jackd, 1, 0.5)
+        player = Player(jackd, np.stack([tone, tone]), loop=True)
         player.connect("stemd:in_L", "stemd:in_R")
-        recorder.connect("stemd:out_L")
         player.play()
         time.sleep(0.6)  # past L and the ramp
-        recorder.start()
-        recorder.wait_full(10)
+
+        def separated_level():
+            recorder = Recorder(jackd, 1, 0.5)
+            recorder.connect("stemd:out_L")
+            recorder.start()
+            recorder.wait_full(10)
+            recorder.close()
+            level = np.max(np.abs(recorder.data[0]))
+            assert level == pytest.approx(0.5 * (1 - WEIGHTS["vocals"]), rel=0.02)
+            return level
+
+        # A period played dry (the engine starved of CPU on a loaded machine) is the fallback at
+        # work, not the mixer; this test judges a recording that was separated throughout.
+        def played_dry():
+            return daemon.jack.xruns.count, daemon.jack.path.stats.underruns, daemon.jack.rt.late
+
+        undisturbed(played_dry, separated_level, retake_passes=False)
         player.close()
-        recorder.close()
-    level = np.max(np.abs(recorder.data[0]))
-    assert level == pytest.approx(0.5 * (1 - WEIGHTS["vocals"]), rel=0.02)
 
 
 def test_a_model_that_cannot_load_leaves_the_daemon_running_dry_and_saying_why(jackd, tmp_path):
