@@ -3,7 +3,9 @@
 Same interface as the Vosk `CommandRecognizer` (16 kHz float blocks in, final `Utterance`s out), so
 the listener, activation and parser path do not care which engine heard the words. The decoder is
 restricted to the command grammar (`jsgf.py`): one command sentence with free "garbage" phones
-before and after it (the music or noise around a command), or garbage alone. An utterance is
+before and after it (the music or noise around a command), or garbage alone, and it hears the mic
+over a comfort-noise floor under the voice (`comfort.py`); the checks below read the mic's own
+audio, so the floor cannot make a wrong sentence fit. An utterance is
 refused when its path is garbage only or has garbage inside the command, when it is not a whole
 sentence (the audio ended mid-command), at push-to-talk when something as loud as the command was
 said beside it (the garbage took words the first pass could not fit, so the sentence is only part of
@@ -26,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from stemd.control.voice import jsgf
+from stemd.control.voice.comfort import ComfortNoise, decibels, frame_power
 from stemd.control.voice.recognizer import RATE, Utterance, Word
 
 MODEL = "pocketsphinx en-us (in the pocketsphinx wheel)"
@@ -88,8 +91,11 @@ class SphinxRecognizer:
         self._decoder.add_jsgf_string(SEARCH, command_grammar.to_jsgf())
         self._decoder.activate_search(SEARCH)
         self._endpointer = Endpointer(sample_rate=RATE) if endpointing else None
+        self._comfort = ComfortNoise()
         self._pending = b""
-        self._utterance = bytearray()  # what the decoder heard since start_utt, for the second pass
+        # What the mic gave since start_utt (without the comfort floor the first pass hears over it),
+        # for the second pass, the beside check and the floor's level.
+        self._utterance = bytearray()
         self._in_utt = False
         self._frames = 0
         self._checked_at = 0  # the decoder frame of the last look ahead
@@ -101,7 +107,7 @@ class SphinxRecognizer:
         """Feed float samples at 16 kHz; with endpointing, returns an utterance when its speech ends."""
         if not samples.size:  # the resampler's tail can be empty; the decoder refuses an empty buffer
             return None
-        pcm = (np.clip(samples, -1.0, 1.0) * 32767.0).astype(np.int16).tobytes()
+        pcm = _pcm(samples)
         if self._endpointer is None:
             self._feed(pcm)
             return None
@@ -137,6 +143,7 @@ class SphinxRecognizer:
                 self.second_passes["at_release"] += 1
             if not verified:
                 heard = Utterance(heard.words, "the command did not fit its own audio better than free phones")
+        self._comfort.learn(_samples(self._utterance))
         self._utterance = bytearray()
         return heard
 
@@ -190,7 +197,7 @@ class SphinxRecognizer:
         if not self._in_utt:
             self._decoder.start_utt()
             self._in_utt, self._checked_at = True, 0
-        self._decoder.process_raw(pcm, False, False)
+        self._decoder.process_raw(_pcm(self._comfort.add(_samples(pcm))), False, False)
         self._utterance += pcm
         self._frames += len(pcm) // 2
         self._look_ahead()
@@ -199,16 +206,24 @@ class SphinxRecognizer:
 def said_beside(pcm: bytes | bytearray, span: tuple[int, int]) -> bool:
     """Whether the 16-bit `pcm` of an utterance holds, outside the decoder frames `span` = [first, last]
     of its sentence, BESIDE_FRAMES frames in a row about as loud as the sentence (module comment)."""
-    frames = len(pcm) // FRAME_BYTES
-    if span[0] >= frames:
+    power = frame_power(_samples(pcm))
+    if span[0] >= power.size:
         return False
-    samples = np.frombuffer(pcm, np.int16, frames * FRAME_BYTES // 2).astype(np.float32) / 32768.0
-    power = np.mean(samples.reshape(frames, -1) ** 2, axis=1)
-    level = 10.0 * np.log10(np.convolve(power, np.ones(SMOOTH_FRAMES) / SMOOTH_FRAMES, mode="same") + 1e-12)
+    level = decibels(np.convolve(power, np.ones(SMOOTH_FRAMES) / SMOOTH_FRAMES, mode="same"))
     loud = level > np.median(level[span[0]:span[1] + 1]) - BESIDE_DB
     loud[span[0]:span[1] + 1] = False
     edges = np.flatnonzero(np.diff(np.concatenate(([0], loud.astype(np.int8), [0]))))
     return bool(edges.size) and int(np.max(edges[1::2] - edges[::2])) >= BESIDE_FRAMES
+
+
+def _pcm(samples: np.ndarray) -> bytes:
+    """Float samples (full scale = 1, clipped there) as the decoder's 16-bit pcm."""
+    return (np.clip(samples, -1.0, 1.0) * 32767.0).astype(np.int16).tobytes()
+
+
+def _samples(pcm: bytes | bytearray) -> np.ndarray:
+    """16-bit `pcm` (read in place) as float samples, full scale = 1."""
+    return np.frombuffer(pcm, np.int16, len(pcm) // 2).astype(np.float32) / 32768.0
 
 
 def judge(words: tuple[Word, ...], command_grammar: jsgf.Grammar) -> Utterance | None:
