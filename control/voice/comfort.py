@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import numpy as np
 
-FRAME_SAMPLES = 160  # one 10 ms decoder frame at 16 kHz
+from stemd.control.voice.recognizer import RATE
+
+FRAME_SAMPLES = RATE // 100  # one 10 ms decoder frame
 COMFORT_BELOW_DB = 34.0  # the floor under the 90th percentile of an utterance's frame levels
 LOUD_PERCENTILE = 90.0
 DEFAULT_LOUD_DB = -16.0  # a well-set mic: espeak-ng's voices at -20 dBFS RMS have loud frames here

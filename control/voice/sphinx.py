@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from stemd.control.voice import jsgf
-from stemd.control.voice.comfort import ComfortNoise, decibels, frame_power
+from stemd.control.voice.comfort import FRAME_SAMPLES, ComfortNoise, decibels, frame_power
 from stemd.control.voice.recognizer import RATE, Utterance, Word
 
 MODEL = "pocketsphinx en-us (in the pocketsphinx wheel)"
@@ -41,7 +41,7 @@ VERIFY = "verify"
 # docs/decisions/voice.md). A few frames either side keep the sentence's first and last phones whole.
 VERIFY_INSERTION_PENALTY = 0.2
 VERIFY_MARGIN_FRAMES = 5
-FRAME_BYTES = 2 * RATE // 100  # one 10 ms feature frame of 16-bit samples
+FRAME_BYTES = 2 * FRAME_SAMPLES  # one 10 ms feature frame of 16-bit samples
 # The second pass runs ahead, while the button is still held: once the first pass's running best
 # path is a whole sentence whose last word ended SETTLE_FRAMES ago, that sentence is verified on its
 # stretch of audio, and the release reuses the answer when the final path has the same sentence on
